@@ -1,0 +1,24 @@
+# Adaptation cost: the student's perplexity on each stream, globally and per quarter.
+
+
+rule adaptation_cost:
+    input:
+        student="results/student/{student}/student.json",
+        stream="results/streams/{student}/{stream}.jsonl",
+    output:
+        per_trace="results/adaptation_cost/{student}/{stream}.jsonl",
+        summary="results/adaptation_cost/{student}/{stream}.json",
+    log:
+        "results/logs/adaptation_cost/{student}/{stream}.log",
+    params:
+        spec=config["adaptation_cost"],
+        code=code("adaptation_cost.py"),
+    threads: 1
+    resources:
+        gpu=res("adaptation_cost", "gpu"),
+        mem_mb=res("adaptation_cost", "mem_mb"),
+        runtime=res("adaptation_cost", "runtime"),
+    conda:
+        "../envs/training.yaml"
+    script:
+        "../scripts/adaptation_cost.py"

@@ -1,0 +1,141 @@
+# Helpers shared by the rules: config validation, wildcard constraints, target lists, and the
+# params that make each job's inputs visible to Snakemake's rerun triggers.
+
+import os
+import sys
+
+from snakemake.utils import validate
+
+# The workflow and every job it starts (local, conda or SLURM) import the project package.
+sys.path.insert(0, workflow.basedir)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+)
+
+from scripts.code_version import code_version
+from scripts import study_config
+
+validate(config, "../schemas/config.schema.yaml")
+study_config.check(config)
+
+STUDENTS = list(config["students"])
+STREAMS = list(config["streams"])
+BENCHMARKS = list(config["problems"]["benchmarks"])
+REWARDS = list(config["rewards"])
+RUN = "{student}/{stream}/{objective}/lr{lr}_bs{batch_size}_seed{seed}"
+
+
+wildcard_constraints:
+    student="|".join(STUDENTS),
+    stream="|".join(STREAMS),
+    benchmark="|".join(BENCHMARKS),
+    reward="|".join(REWARDS),
+    objective="sft|dft",
+    lr="[0-9.e+-]+",
+    batch_size="[0-9]+",
+    seed="[0-9]+",
+
+
+def code(script):
+    """Hash of a stage script and the project modules it imports (for the params trigger)."""
+    return code_version(os.path.join(workflow.basedir, "scripts", script))
+
+
+def res(stage, key):
+    return config["resources"][stage][key]
+
+
+def student_spec(wildcards):
+    return config["students"][wildcards.student]
+
+
+def benchmark_spec(wildcards):
+    return config["problems"]["benchmarks"][wildcards.benchmark]
+
+
+def stream_spec(wildcards):
+    return config["streams"][wildcards.stream]
+
+
+def reward_spec(wildcards):
+    return config["rewards"][wildcards.reward]
+
+
+def oracle_spec(wildcards):
+    stream = config["streams"][wildcards.stream]
+    return config["oracles"][stream["oracle"]] if stream["kind"] == "oracle" else None
+
+
+def benchmark_files(wildcards=None):
+    return [f"results/problems/benchmarks/{b}.jsonl" for b in BENCHMARKS]
+
+
+def run_wildcards():
+    return study_config.runs(config)
+
+
+def report_streams():
+    return [
+        {
+            "student": st,
+            "stream": s,
+            "reward": {r: f"results/scores/{st}/{s}/{r}.json" for r in REWARDS},
+            "adaptation_cost": f"results/adaptation_cost/{st}/{s}.json",
+            "summary": f"results/streams/{st}/{s}.summary.json",
+        }
+        for st in STUDENTS
+        for s in STREAMS
+    ]
+
+
+def report_runs():
+    out = []
+    for r in run_wildcards():
+        d = RUN.format(**r)
+        out.append(
+            {
+                **r,
+                "lr": float(r["lr"]),
+                "train": f"results/training/{d}/train.json",
+                "curve": f"results/training/{d}/loss_curve.csv",
+                "eval": f"results/evaluation/{d}/scores.json",
+            }
+        )
+    return out
+
+
+def report_base():
+    return [
+        {"student": st, "eval": f"results/evaluation/{st}/base/scores.json"}
+        for st in STUDENTS
+    ]
+
+
+def report_inputs(wildcards=None):
+    files = [b["eval"] for b in report_base()]
+    for s in report_streams():
+        files += [*s["reward"].values(), s["adaptation_cost"], s["summary"]]
+    for r in report_runs():
+        files += [r["train"], r["curve"], r["eval"]]
+    return files
+
+
+def table_defaults():
+    t, rep = config["training"], config["report"]
+    return {
+        "lr": rep["table_lr"] if rep["table_lr"] is not None else t["lr"][0],
+        "batch_size": (
+            rep["table_batch_size"]
+            if rep["table_batch_size"] is not None
+            else t["batch_size"][0]
+        ),
+    }
+
+
+def report_outputs():
+    return [
+        "results/report/streams.csv",
+        "results/report/table1.md",
+        "results/report/mechanism.md",
+        "results/report/figures",
+    ]

@@ -1,0 +1,54 @@
+# Utility: Avg@k per benchmark suite, for the base student and every fine-tuned one.
+
+
+rule evaluate_base:
+    input:
+        student="results/student/{student}/student.json",
+        benchmarks=benchmark_files,
+    output:
+        scores="results/evaluation/{student}/base/scores.json",
+        samples="results/evaluation/{student}/base/samples.jsonl",
+    log:
+        "results/logs/evaluation/{student}/base.log",
+    params:
+        spec=config["evaluation"],
+        benchmarks=BENCHMARKS,
+        checkpoint=False,
+        method=None,
+        code=code("evaluation.py"),
+    threads: 1
+    resources:
+        gpu=res("evaluation", "gpu"),
+        mem_mb=res("evaluation", "mem_mb"),
+        runtime=res("evaluation", "runtime"),
+    conda:
+        "../envs/training.yaml"
+    script:
+        "../scripts/evaluation.py"
+
+
+rule evaluate_checkpoint:
+    input:
+        student="results/student/{student}/student.json",
+        checkpoint=f"results/training/{RUN}/checkpoint",
+        benchmarks=benchmark_files,
+    output:
+        scores=f"results/evaluation/{RUN}/scores.json",
+        samples=f"results/evaluation/{RUN}/samples.jsonl",
+    log:
+        f"results/logs/evaluation/{RUN}.log",
+    params:
+        spec=config["evaluation"],
+        benchmarks=BENCHMARKS,
+        checkpoint=True,
+        method=config["training"]["method"],
+        code=code("evaluation.py"),
+    threads: 1
+    resources:
+        gpu=res("evaluation", "gpu"),
+        mem_mb=res("evaluation", "mem_mb"),
+        runtime=res("evaluation", "runtime"),
+    conda:
+        "../envs/training.yaml"
+    script:
+        "../scripts/evaluation.py"

@@ -1,0 +1,23 @@
+# Native traces: N samples per pool problem from the student at temperature T.
+
+
+rule native_traces:
+    input:
+        student="results/student/{student}/student.json",
+        pool="results/problems/pool.jsonl",
+    output:
+        "results/native_traces/{student}.jsonl",
+    log:
+        "results/logs/native_traces/{student}.log",
+    params:
+        spec=config["native_traces"],
+        code=code("native_traces.py"),
+    threads: 2
+    resources:
+        gpu=res("native_traces", "gpu"),
+        mem_mb=res("native_traces", "mem_mb"),
+        runtime=res("native_traces", "runtime"),
+    conda:
+        "../envs/training.yaml"
+    script:
+        "../scripts/native_traces.py"

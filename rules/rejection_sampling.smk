@@ -1,0 +1,24 @@
+# Rejection sampling: one correct native trace per problem; the solvable set every stream shares.
+
+
+rule rejection_sampling:
+    input:
+        pool="results/problems/pool.jsonl",
+        traces="results/native_traces/{student}.jsonl",
+    output:
+        solvable="results/rejection_sampling/{student}/solvable.jsonl",
+        verdicts="results/rejection_sampling/{student}/verdicts.jsonl",
+        summary="results/rejection_sampling/{student}/summary.json",
+    log:
+        "results/logs/rejection_sampling/{student}.log",
+    params:
+        spec=config["rejection_sampling"],
+        code=code("rejection_sampling.py"),
+    threads: 2
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/rejection_sampling.py"

@@ -1,0 +1,25 @@
+# Data streams over the solvable set: SLM-RFT, reference solutions and the oracle streams.
+
+
+rule stream:
+    input:
+        solvable="results/rejection_sampling/{student}/solvable.jsonl",
+    output:
+        stream="results/streams/{student}/{stream}.jsonl",
+        rejected="results/streams/{student}/{stream}.rejected.jsonl",
+        summary="results/streams/{student}/{stream}.summary.json",
+    log:
+        "results/logs/streams/{student}/{stream}.log",
+    params:
+        spec=stream_spec,
+        oracle=oracle_spec,
+        timeout_s=config["rejection_sampling"]["timeout_s"],
+        code=code("streams.py"),
+    threads: 1
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/streams.py"

@@ -1,0 +1,20 @@
+# The student (SLM): a hub model pinned by revision, or the embedded tiny one, built here.
+
+
+rule student:
+    output:
+        student="results/student/{student}/student.json",
+    log:
+        "results/logs/student/{student}.log",
+    params:
+        spec=student_spec,
+        code=code("student.py"),
+    threads: 2
+    resources:
+        gpu=res("student", "gpu"),
+        mem_mb=res("student", "mem_mb"),
+        runtime=res("student", "runtime"),
+    conda:
+        "../envs/training.yaml"
+    script:
+        "../scripts/student.py"

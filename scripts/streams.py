@@ -1,0 +1,66 @@
+"""Data streams over the solvable set. Every stream covers the same problems:
+
+- ``slm_rft``: the student's own kept traces (rejection-sampling fine-tuning data);
+- ``reference``: the dataset's own reference solutions;
+- oracle streams (``oracle_refined``, ``oracle_synthesized``, ``style_aligned``, ...): an
+  oracle task applied to each kept trace.
+
+An oracle output whose final boxed answer does not verify against the reference is kept out
+of the stream with its reason (``<stream>.rejected.jsonl``), and the report counts them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from scripts.oracle import oracle
+from scripts.records import read_jsonl, write_json, write_jsonl
+from scripts.stage import StageError, logged
+from scripts.verification import verify_answers
+
+
+def build_stream(name: str, spec: dict, solvable: list[dict], oracle_spec: dict | None,
+                 timeout_s: int, workers: int) -> tuple[list[dict], list[dict]]:
+    """(kept records, rejected records) of one stream."""
+    kind = spec["kind"]
+    if kind == "slm_rft":
+        traces = [(s, s["trace"], 0) for s in solvable]
+        rejected = []
+    elif kind == "reference":
+        traces = [(s, s["reference_solution"], 0) for s in solvable if s.get("reference_solution")]
+        rejected = [{"id": s["id"], "reason": "no reference solution"} for s in solvable
+                    if not s.get("reference_solution")]
+    elif kind == "oracle":
+        outputs = oracle(oracle_spec).run(spec["task"], solvable)
+        traces = [(s, o.trace, o.edits) for s, o in zip(solvable, outputs) if o.trace is not None]
+        rejected = [{"id": s["id"], "reason": o.reason} for s, o in zip(solvable, outputs) if o.trace is None]
+        verdicts = verify_answers([(s["answer"], t) for s, t, _ in traces], timeout_s, workers,
+                                  desc=f"verifying {name}")
+        rejected += [{"id": s["id"], "reason": f"answer does not verify ({v.reason})"}
+                     for (s, _, _), v in zip(traces, verdicts) if not v.correct]
+        traces = [x for x, v in zip(traces, verdicts) if v.correct]
+    else:
+        raise StageError(f"stream {name}: unknown kind {kind!r}")
+    kept = [{"id": s["id"], "problem": s["problem"], "answer": s["answer"], "trace": t,
+             "source_trace": s["trace"], "edits": e, "stream": name} for s, t, e in traces]
+    return kept, rejected
+
+
+def main(snakemake) -> None:
+    with logged(snakemake.log[0], snakemake.threads):
+        p = snakemake.params
+        name = snakemake.wildcards.stream
+        kept, rejected = build_stream(name, p.spec, read_jsonl(snakemake.input.solvable), p.oracle,
+                                      p.timeout_s, snakemake.threads)
+        if not kept:
+            raise StageError(f"stream {name} is empty: {Counter(r['reason'] for r in rejected).most_common(3)}")
+        write_jsonl(snakemake.output.stream, kept)
+        write_jsonl(snakemake.output.rejected, rejected)
+        write_json(snakemake.output.summary, {"stream": name, "kept": len(kept), "rejected": len(rejected),
+                                              "rejected_reasons": dict(Counter(r["reason"] for r in rejected)),
+                                              "edited_spans": sum(r["edits"] for r in kept)})
+        print(f"{name}: {len(kept)} traces kept, {len(rejected)} rejected")
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 -- injected by Snakemake's script directive
