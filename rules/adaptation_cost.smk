@@ -10,15 +10,15 @@ rule adaptation_cost:
         summary="results/adaptation_cost/{student}/{stream}.json",
     log:
         "results/logs/adaptation_cost/{student}/{stream}.log",
-    params:
-        spec=config["adaptation_cost"],
-        code=code("adaptation_cost.py"),
+    conda:
+        "../envs/training.yaml"
     threads: 1
     resources:
         gpu=res("adaptation_cost", "gpu"),
         mem_mb=res("adaptation_cost", "mem_mb"),
         runtime=res("adaptation_cost", "runtime"),
-    conda:
-        "../envs/training.yaml"
+    params:
+        spec=config["adaptation_cost"],
+        code=code("adaptation_cost.py"),
     script:
         "../scripts/adaptation_cost.py"

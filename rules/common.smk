@@ -8,8 +8,10 @@ from snakemake.utils import validate
 
 # The workflow and every job it starts (local, conda or SLURM) import the project package.
 sys.path.insert(0, workflow.basedir)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+    )
 )
 
 from scripts.code_version import code_version

@@ -10,19 +10,19 @@ rule evaluate_base:
         samples="results/evaluation/{student}/base/samples.jsonl",
     log:
         "results/logs/evaluation/{student}/base.log",
+    conda:
+        "../envs/training.yaml"
+    threads: 1
+    resources:
+        gpu=res("evaluation", "gpu"),
+        mem_mb=res("evaluation", "mem_mb"),
+        runtime=res("evaluation", "runtime"),
     params:
         spec=config["evaluation"],
         benchmarks=BENCHMARKS,
         checkpoint=False,
         method=None,
         code=code("evaluation.py"),
-    threads: 1
-    resources:
-        gpu=res("evaluation", "gpu"),
-        mem_mb=res("evaluation", "mem_mb"),
-        runtime=res("evaluation", "runtime"),
-    conda:
-        "../envs/training.yaml"
     script:
         "../scripts/evaluation.py"
 
@@ -37,18 +37,18 @@ rule evaluate_checkpoint:
         samples=f"results/evaluation/{RUN}/samples.jsonl",
     log:
         f"results/logs/evaluation/{RUN}.log",
+    conda:
+        "../envs/training.yaml"
+    threads: 1
+    resources:
+        gpu=res("evaluation", "gpu"),
+        mem_mb=res("evaluation", "mem_mb"),
+        runtime=res("evaluation", "runtime"),
     params:
         spec=config["evaluation"],
         benchmarks=BENCHMARKS,
         checkpoint=True,
         method=config["training"]["method"],
         code=code("evaluation.py"),
-    threads: 1
-    resources:
-        gpu=res("evaluation", "gpu"),
-        mem_mb=res("evaluation", "mem_mb"),
-        runtime=res("evaluation", "runtime"),
-    conda:
-        "../envs/training.yaml"
     script:
         "../scripts/evaluation.py"

@@ -9,15 +9,15 @@ rule native_traces:
         "results/native_traces/{student}.jsonl",
     log:
         "results/logs/native_traces/{student}.log",
-    params:
-        spec=config["native_traces"],
-        code=code("native_traces.py"),
+    conda:
+        "../envs/training.yaml"
     threads: 2
     resources:
         gpu=res("native_traces", "gpu"),
         mem_mb=res("native_traces", "mem_mb"),
         runtime=res("native_traces", "runtime"),
-    conda:
-        "../envs/training.yaml"
+    params:
+        spec=config["native_traces"],
+        code=code("native_traces.py"),
     script:
         "../scripts/native_traces.py"

@@ -6,14 +6,14 @@ rule problem_pool:
         "results/problems/pool.jsonl",
     log:
         "results/logs/problem_pool.log",
-    params:
-        spec=config["problems"]["pool"],
-        code=code("problems.py"),
+    conda:
+        "../envs/data.yaml"
     resources:
         mem_mb=res("light", "mem_mb"),
         runtime=res("light", "runtime"),
-    conda:
-        "../envs/data.yaml"
+    params:
+        spec=config["problems"]["pool"],
+        code=code("problems.py"),
     script:
         "../scripts/problems.py"
 
@@ -23,13 +23,13 @@ rule benchmark_problems:
         "results/problems/benchmarks/{benchmark}.jsonl",
     log:
         "results/logs/benchmark_problems/{benchmark}.log",
-    params:
-        spec=benchmark_spec,
-        code=code("problems.py"),
+    conda:
+        "../envs/data.yaml"
     resources:
         mem_mb=res("light", "mem_mb"),
         runtime=res("light", "runtime"),
-    conda:
-        "../envs/data.yaml"
+    params:
+        spec=benchmark_spec,
+        code=code("problems.py"),
     script:
         "../scripts/problems.py"

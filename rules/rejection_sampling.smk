@@ -11,14 +11,14 @@ rule rejection_sampling:
         summary="results/rejection_sampling/{student}/summary.json",
     log:
         "results/logs/rejection_sampling/{student}.log",
-    params:
-        spec=config["rejection_sampling"],
-        code=code("rejection_sampling.py"),
+    conda:
+        "../envs/data.yaml"
     threads: 2
     resources:
         mem_mb=res("light", "mem_mb"),
         runtime=res("light", "runtime"),
-    conda:
-        "../envs/data.yaml"
+    params:
+        spec=config["rejection_sampling"],
+        code=code("rejection_sampling.py"),
     script:
         "../scripts/rejection_sampling.py"

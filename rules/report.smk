@@ -11,6 +11,11 @@ rule report:
         figures=directory("results/report/figures"),
     log:
         "results/logs/report.log",
+    conda:
+        "../envs/report.yaml"
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
     params:
         streams=report_streams(),
         runs=report_runs(),
@@ -18,10 +23,5 @@ rule report:
         primary_reward=config["primary_reward"],
         table_defaults=table_defaults(),
         code=code("report.py"),
-    resources:
-        mem_mb=res("light", "mem_mb"),
-        runtime=res("light", "runtime"),
-    conda:
-        "../envs/report.yaml"
     script:
         "../scripts/report.py"

@@ -10,13 +10,13 @@ rule reward_scores:
         summary="results/scores/{student}/{stream}/{reward}.json",
     log:
         "results/logs/scores/{student}/{stream}/{reward}.log",
-    params:
-        spec=reward_spec,
-        code=code("reward.py"),
+    conda:
+        "../envs/data.yaml"
     resources:
         mem_mb=res("light", "mem_mb"),
         runtime=res("light", "runtime"),
-    conda:
-        "../envs/data.yaml"
+    params:
+        spec=reward_spec,
+        code=code("reward.py"),
     script:
         "../scripts/reward.py"

@@ -10,16 +10,16 @@ rule stream:
         summary="results/streams/{student}/{stream}.summary.json",
     log:
         "results/logs/streams/{student}/{stream}.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=res("light", "mem_mb"),
+        runtime=res("light", "runtime"),
     params:
         spec=stream_spec,
         oracle=oracle_spec,
         timeout_s=config["rejection_sampling"]["timeout_s"],
         code=code("streams.py"),
-    threads: 1
-    resources:
-        mem_mb=res("light", "mem_mb"),
-        runtime=res("light", "runtime"),
-    conda:
-        "../envs/data.yaml"
     script:
         "../scripts/streams.py"

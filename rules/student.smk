@@ -6,15 +6,15 @@ rule student:
         student="results/student/{student}/student.json",
     log:
         "results/logs/student/{student}.log",
-    params:
-        spec=student_spec,
-        code=code("student.py"),
+    conda:
+        "../envs/training.yaml"
     threads: 2
     resources:
         gpu=res("student", "gpu"),
         mem_mb=res("student", "mem_mb"),
         runtime=res("student", "runtime"),
-    conda:
-        "../envs/training.yaml"
+    params:
+        spec=student_spec,
+        code=code("student.py"),
     script:
         "../scripts/student.py"

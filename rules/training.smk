@@ -11,17 +11,17 @@ rule fine_tune:
         summary=f"results/training/{RUN}/train.json",
     log:
         f"results/logs/training/{RUN}.log",
-    params:
-        method=config["training"]["method"],
-        hparams=config["training"]["hparams"],
-        lora=config["training"]["lora"],
-        code=code("training.py"),
+    conda:
+        "../envs/training.yaml"
     threads: 1
     resources:
         gpu=res("training", "gpu"),
         mem_mb=res("training", "mem_mb"),
         runtime=res("training", "runtime"),
-    conda:
-        "../envs/training.yaml"
+    params:
+        method=config["training"]["method"],
+        hparams=config["training"]["hparams"],
+        lora=config["training"]["lora"],
+        code=code("training.py"),
     script:
         "../scripts/training.py"

@@ -5,7 +5,6 @@ Per trace, the negative log-likelihood of each completion token conditioned on t
 (``exp`` of the mean token NLL over all traces) and per quarter Q1..Q4 of each trace, split
 by token position, so one sees *where* in a trace the drift costs the learner."""
 
-from __future__ import annotations
 
 import math
 

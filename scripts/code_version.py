@@ -5,7 +5,6 @@ Snakemake's code trigger sees the script a rule runs, not the modules that scrip
 imports, transitively; rules pass it as a param, so editing an imported helper reruns exactly
 the jobs whose code changed."""
 
-from __future__ import annotations
 
 import ast
 import hashlib

@@ -3,7 +3,6 @@
 the mean over benchmarks. Avg@k is mean accuracy, not pass@k. Answers are checked with
 math-verify (boxed-only, unfinished generations wrong, timeouts wrong and counted)."""
 
-from __future__ import annotations
 
 from collections import Counter
 

@@ -6,7 +6,6 @@ Backends: ``transformers`` (the CPU default: batched ``generate`` with the KV ca
 A vLLM backend registers itself in ``BACKENDS`` the same way.
 """
 
-from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 

@@ -2,7 +2,6 @@
 1.0). Each record keeps its finish reason and token counts, so rejection sampling can refuse
 unfinished generations and the report can say what sampling cost."""
 
-from __future__ import annotations
 
 from scripts.generation import backend
 from scripts.records import read_json, read_jsonl, write_jsonl

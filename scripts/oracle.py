@@ -11,7 +11,6 @@ problems, ``graph``. Backends: ``builtin`` (symbolic, below); an OpenAI-compatib
 registers itself in ``BACKENDS`` the same way.
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass
 

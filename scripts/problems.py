@@ -12,7 +12,6 @@ the solution's last ``\\boxed{}``; MATH-500: problem/solution/answer). Subsampli
 deterministic: the first ``n`` rows, or ``n`` rows drawn with ``seed``.
 """
 
-from __future__ import annotations
 
 import random
 from pathlib import Path

@@ -1,7 +1,6 @@
 """Artifacts are plain files: JSONL for records, JSON for metrics. Writes are atomic, so a
 killed job never leaves a half-written artifact that looks finished."""
 
-from __future__ import annotations
 
 import json
 import os

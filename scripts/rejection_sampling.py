@@ -4,7 +4,6 @@ finished (EOS) and its last ``\\boxed{}`` answer verifies against the reference 
 math-verify. The problems that keep a trace are the *solvable set*, written once here and
 shared by every data stream, so problem difficulty is the same for all of them."""
 
-from __future__ import annotations
 
 from collections import Counter
 

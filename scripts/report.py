@@ -10,7 +10,6 @@
 - figures: reward vs utility, PPL vs utility, segmented PPL, training curves.
 """
 
-from __future__ import annotations
 
 import math
 from pathlib import Path
@@ -170,6 +169,11 @@ def utility(run_rows: list[dict], defaults: dict) -> dict:
             for key, v in groups.items()}
 
 
+def _utility_of(util: dict, student: str, rows: list[dict], objective: str) -> list[float]:
+    """Avg@k of each stream in ``rows`` under ``objective`` (NaN where there is no run)."""
+    return [util.get((student, s["stream"], objective), {}).get("avg_at_k", math.nan) for s in rows]
+
+
 def _k_label(records: list[dict]) -> str:
     ks = {r["k"] for r in records if r.get("k") is not None}
     return f"Avg@{ks.pop()}" if len(ks) == 1 else "Avg@k"
@@ -207,6 +211,10 @@ def _by_desc(rows: list[dict], key: str) -> list[dict]:
 
 def _by_asc(rows: list[dict], key: str) -> list[dict]:
     return sorted(rows, key=lambda s: (not math.isfinite(s[key]), s[key] if math.isfinite(s[key]) else 0))
+
+
+def _across(n: int) -> str:
+    return f"across {n} stream{'' if n == 1 else 's'}"
 
 
 def _rho(v: float) -> str:
@@ -275,14 +283,13 @@ def table1_markdown(stream_rows: list[dict], run_rows: list[dict], base_rows: li
         out.append("")
         reward = [s["reward_mean"] for s in rows]
         for o in sorted(objectives, key=lambda o: o != "dft"):  # DFT is the paper's headline
-            acc = [util.get((student, s["stream"], o), {}).get("avg_at_k", math.nan) for s in rows]
+            acc = _utility_of(util, student, rows, o)
             rho, rev = spearman(reward, acc), exact_reverse(reward, acc)
             n_pairs = len(_paired(reward, acc)[0])
-            verdict = ("undefined (fewer than two streams with both values, or no spread)" if rev is None
-                       else "is the exact reverse of" if rev else "is not the exact reverse of")
-            tail = "" if rev is None else f" the {o.upper()} utility ranking"
-            out.append(f"- Spearman ρ(reward, {o.upper()} {k}) across {n_pairs} streams = {_rho(rho)}; "
-                       f"the reward ranking {verdict}{tail}.")
+            verdict = (" (fewer than two streams with both values, or no spread)" if rev is None else
+                       f"; the reward ranking {'is' if rev else 'is not'} the exact reverse of the "
+                       f"{o.upper()} utility ranking")
+            out.append(f"- Spearman ρ(reward, {o.upper()} {k}) {_across(n_pairs)} = {_rho(rho)}{verdict}.")
         out.append("")
     return "\n".join(out)
 
@@ -305,8 +312,8 @@ def mechanism_markdown(stream_rows: list[dict], run_rows: list[dict], base_rows:
                 f"{k} at lr {defaults['lr']:g}, batch size {defaults['batch_size']}, mean over seeds.", ""]
         ppl = [s["ppl"] for s in rows]
         for o in objectives:
-            acc = [util.get((student, s["stream"], o), {}).get("avg_at_k", math.nan) for s in rows]
-            out.append(f"- Spearman ρ(PPL, {o.upper()} {k}) across {len(_paired(ppl, acc)[0])} streams "
+            acc = _utility_of(util, student, rows, o)
+            out.append(f"- Spearman ρ(PPL, {o.upper()} {k}) {_across(len(_paired(ppl, acc)[0]))} "
                        f"= {_rho(spearman(ppl, acc))}.")
         # The paper's claim: the drift is not confined to one part of the trace.
         holds = [exact_reverse(ppl, [-s[q] for s in rows]) for q in QUARTERS]
@@ -371,9 +378,8 @@ def _utility_scatter(path: Path, xkey: str, xlabel: str, title: str, stream_rows
         for b in (b for b in base_rows if b["student"] == student and math.isfinite(b["avg_at_k"])):
             ax.axhline(100 * b["avg_at_k"], ls="--", color="gray", lw=1)
         xs = [s[xkey] for s in rows]
-        rhos = ", ".join(
-            f"{o.upper()} {_rho(spearman(xs, [util.get((student, s['stream'], o), {}).get('avg_at_k', math.nan) for s in rows]))}"
-            for o in objectives)
+        rhos = ", ".join(f"{o.upper()} {_rho(spearman(xs, _utility_of(util, student, rows, o)))}"
+                         for o in objectives)
         ax.set_title(f"{student}\nSpearman ρ: {rhos}", fontsize=10)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"{k} (%)")
@@ -432,6 +438,8 @@ def _training_curves(path: Path, run_rows, defaults, colors) -> Path:
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=8)
+            else:
+                ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes, color="gray")
     fig.suptitle(f"Training curves (lr {defaults['lr']:g}, batch {defaults['batch_size']}; thin: seeds, thick: mean)")
     return _save(fig, path)
 

@@ -12,7 +12,6 @@ so a trace with a slip in one step scores below a fully repaired one. Learned re
 (sequence classifiers, Qwen2.5-Math-RM) register themselves in ``BACKENDS`` the same way.
 """
 
-from __future__ import annotations
 
 import math
 import statistics

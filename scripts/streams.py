@@ -9,7 +9,6 @@ An oracle output whose final boxed answer does not verify against the reference 
 of the stream with its reason (``<stream>.rejected.jsonl``), and the report counts them.
 """
 
-from __future__ import annotations
 
 from collections import Counter
 

@@ -11,7 +11,6 @@ Every later stage reads the student through ``student.json``: ``{path, revision,
 prompt_template, ...}``, and loads it with ``load_student``.
 """
 
-from __future__ import annotations
 
 import random
 import tempfile

@@ -1,7 +1,6 @@
 """Checks of the validated config that a JSON schema cannot express, and the experiment
 grid it expands to. Each error names the config key at fault."""
 
-from __future__ import annotations
 
 import itertools
 
@@ -15,7 +14,7 @@ def check(config: dict) -> None:
     for name, s in streams.items():
         if s["kind"] == "oracle":
             for key in ("task", "oracle"):
-                if key not in s:
+                if s.get(key) is None:
                     raise ConfigError(f"streams.{name}.{key} is required for an oracle stream")
             if s["oracle"] not in config["oracles"]:
                 raise ConfigError(f"streams.{name}.oracle: no oracle named {s['oracle']!r} under 'oracles' "

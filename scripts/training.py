@@ -8,7 +8,6 @@
   accumulation times devices, so the paper's batch sizes hold on any number of GPUs.
 """
 
-from __future__ import annotations
 
 import csv
 import math

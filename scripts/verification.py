@@ -7,7 +7,6 @@ outer deadline per item: a worker that overruns is killed, the item is recorded 
 ``timeout`` (counted as wrong) and the pool is rebuilt for the remaining items.
 """
 
-from __future__ import annotations
 
 import multiprocessing as mp
 from dataclasses import dataclass

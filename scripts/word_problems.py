@@ -13,7 +13,6 @@ The same graph lets the built-in oracle repair wrong steps and the built-in rewa
 stated step, so nothing here guesses: each claim about a trace is checked against the graph.
 """
 
-from __future__ import annotations
 
 import ast
 import operator
@@ -80,16 +79,13 @@ def sample_graph(rng: random.Random, n_steps: int, max_value: int) -> Graph:
     value = rng.randint(2, max(3, max_value // 4))
     start, steps = value, []
     for _ in range(n_steps):
-        choices = ["add", "sub"] + (["mul"] if value * 2 <= max_value else [])
+        choices = (["add"] if value + 2 <= max_value else []) + (["sub"] if value >= 3 else []) \
+            + (["mul"] if value * 2 <= max_value else [])
         op = rng.choice(choices)
         if op == "add":
-            x = rng.randint(2, max(2, min(20, max_value - value)))
-            verb = rng.randrange(len(ADD_VERBS))
+            x, verb = rng.randint(2, min(20, max_value - value)), rng.randrange(len(ADD_VERBS))
         elif op == "sub":
-            if value < 3:
-                op, x, verb = "add", rng.randint(2, 9), rng.randrange(len(ADD_VERBS))
-            else:
-                x, verb = rng.randint(1, min(20, value - 1)), rng.randrange(len(SUB_VERBS))
+            x, verb = rng.randint(1, min(20, value - 1)), rng.randrange(len(SUB_VERBS))
         else:
             x = 3 if value * 3 <= max_value and rng.random() < 0.3 else 2
             verb = 0

@@ -1,0 +1,163 @@
+"""The report: streams.csv, Table 1, the mechanism table and the figures, from small fake
+stage outputs built to show the paradox (reward ranking = reverse of DFT utility ranking)."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+import pytest
+
+from scripts.records import write_json
+from scripts.report import build_report, exact_reverse, spearman
+from scripts.stage import StageError
+
+STUDENT = "qwen2.5-math-1.5b"
+DEFAULTS = {"lr": 5e-5, "batch_size": 256}
+BENCHMARKS = ("math500", "aime24")
+# stream -> (reward, ppl, utility under SFT, utility under DFT); DFT exactly reverses reward.
+STREAMS = {
+    "oracle_synthesized": (1.88, 2.69, 0.2326, 0.3002),
+    "oracle_refined": (1.70, 1.85, 0.1960, 0.3406),
+    "slm_rft": (1.47, 1.52, 0.2274, 0.3706),
+}
+BASE_ACC = 0.12
+
+
+def _scores(path, acc: float) -> str:
+    # per-benchmark values straddle the average so the headline equals ``acc``
+    bench = {b: {"avg_at_k": acc + d, "ci95_low": acc + d - 0.02, "ci95_high": acc + d + 0.02, "k": 4,
+                 "problems": 10, "timeouts": 0, "unfinished": 0, "reasons": {}}
+             for b, d in zip(BENCHMARKS, (0.05, -0.05))}
+    write_json(path, {"benchmarks": bench, "k": 4, "temperature": 1.0, "avg_at_k": acc})
+    return str(path)
+
+
+def _stream(tmp, student: str, stream: str, reward: float, ppl: float) -> dict:
+    d = tmp / student / stream
+    write_json(d / "reward.json", {"stream": stream, "reward_model": "builtin", "mean": reward,
+                                   "ci95_low": reward - 0.05, "ci95_high": reward + 0.05, "n": 100})
+    write_json(d / "cost.json", {"stream": stream, "traces": 100, "tokens": 5000, "mean_nll": math.log(ppl),
+                                 "ppl": ppl, "ppl_mean_per_trace": ppl,
+                                 **{f"ppl_q{q}": ppl * (1.3 - 0.1 * q) for q in range(1, 5)}})
+    write_json(d / "summary.json", {"stream": stream, "kept": 100, "rejected": 3 if stream != "slm_rft" else 0,
+                                    "rejected_reasons": {}, "edited_spans": 0})
+    return {"student": student, "stream": stream, "reward": {"builtin": str(d / "reward.json")},
+            "adaptation_cost": str(d / "cost.json"), "summary": str(d / "summary.json")}
+
+
+def _run(tmp, student, stream, objective, lr, batch_size, seed, acc) -> dict:
+    d = tmp / student / stream / f"{objective}_{lr}_{batch_size}_{seed}"
+    write_json(d / "train.json", {"method": "full", "objective": objective, "seed": seed, "lr": lr,
+                                  "batch_size": batch_size, "n_examples": 100, "steps": 5, "final_loss": 0.5})
+    (d / "curve.csv").write_text("step,loss,lr\n" + "".join(f"{s},{1.0 / s + 0.01 * seed},{lr}\n"
+                                                          for s in range(1, 6)))
+    return {"student": student, "stream": stream, "objective": objective, "lr": lr, "batch_size": batch_size,
+            "seed": seed, "train": str(d / "train.json"), "curve": str(d / "curve.csv"),
+            "eval": _scores(d / "eval.json", acc)}
+
+
+def _inputs(tmp, streams=STREAMS, objectives=("sft", "dft"), student=STUDENT):
+    s = [_stream(tmp, student, name, r, p) for name, (r, p, _, _) in streams.items()]
+    runs = [_run(tmp, student, name, o, DEFAULTS["lr"], DEFAULTS["batch_size"], seed, acc + (0.01 if seed else -0.01))
+            for name, (_, _, sft, dft) in streams.items()
+            for o, acc in (("sft", sft), ("dft", dft)) if o in objectives for seed in (0, 1)]
+    base = [{"student": student, "eval": _scores(tmp / student / "base.json", BASE_ACC)}]
+    return s, runs, base
+
+
+def _build(tmp, streams, runs, base):
+    out = {"streams_csv": tmp / "report" / "streams.csv", "table1": tmp / "report" / "table1.md",
+           "mechanism": tmp / "report" / "mechanism.md", "figures": tmp / "report" / "figures"}
+    build_report(streams, runs, base, "builtin", DEFAULTS, **out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    streams, runs, base = _inputs(tmp)
+    # a robustness-grid run: in streams.csv, but not in Table 1 (wrong lr)
+    runs.append(_run(tmp, STUDENT, "slm_rft", "dft", 2e-5, 256, 0, 0.99))
+    return _build(tmp, streams, runs, base)
+
+
+def test_spearman_of_exactly_reversed_rankings_is_minus_one():
+    reward, acc = [1.88, 1.70, 1.47, 1.37], [0.30, 0.34, 0.37, 0.39]
+    assert spearman(reward, acc) == pytest.approx(-1.0)
+    assert exact_reverse(reward, acc) is True
+    assert exact_reverse(reward, [0.30, 0.37, 0.34, 0.39]) is False
+
+
+def test_spearman_uses_average_ranks_and_skips_nan():
+    # ties share a rank: scipy.stats.spearmanr([1, 2, 2, 3], [1, 2, 3, 4]) = 0.9486832980505138
+    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486832980505138)
+    assert spearman([1, 2, math.nan, 3], [3, 2, 0, 1]) == pytest.approx(-1.0)
+
+
+def test_spearman_is_undefined_for_a_single_stream():
+    assert math.isnan(spearman([1.5], [0.3]))
+    assert exact_reverse([1.5], [0.3]) is None
+
+
+def test_streams_csv_has_a_row_per_run_plus_a_base_row(report):
+    df = pl.read_csv(report["streams_csv"])
+    assert df.columns == ["student", "stream", "objective", "lr", "batch_size", "seed", "n_examples",
+                          "reward_mean", "reward_ci95_low", "reward_ci95_high", "ppl", "ppl_q1", "ppl_q2",
+                          "ppl_q3", "ppl_q4", "final_loss", "avg_at_k", "avg_at_k_aime24", "avg_at_k_math500",
+                          "rejected"]
+    assert df.height == 3 * 2 * 2 + 1 + 1  # streams x objectives x seeds, the grid run, the base
+    base = df.filter(pl.col("stream") == "base").row(0, named=True)
+    assert base["objective"] is None and base["reward_mean"] is None and base["ppl"] is None
+    assert base["avg_at_k"] == pytest.approx(BASE_ACC)
+    assert base["avg_at_k_math500"] == pytest.approx(BASE_ACC + 0.05)
+    run = df.filter((pl.col("stream") == "oracle_refined") & (pl.col("objective") == "dft")
+                    & (pl.col("seed") == 1)).row(0, named=True)
+    assert run["reward_mean"] == pytest.approx(1.70) and run["ppl"] == pytest.approx(1.85)
+    assert run["avg_at_k"] == pytest.approx(0.3506) and run["rejected"] == 3
+    assert df["avg_at_k"].drop_nulls().is_between(0, 1).all()
+
+
+def test_table1_lists_streams_by_reward_with_their_utility(report):
+    text = report["table1"].read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "Stream" not in line]
+    assert [r.split("|")[1].strip() for r in rows] == ["oracle_synthesized", "oracle_refined", "slm_rft"]
+    for row, (name, (reward, _, sft, dft)) in zip(rows, STREAMS.items()):
+        # mean over the two seeds, in %, not the grid run's 99%
+        assert f"{reward:.3f} ± 0.050" in row and f"{100 * sft:.2f}" in row and f"{100 * dft:.2f}" in row
+    assert "mean of 2 seeds" in text
+    assert f"Base student (no fine-tuning): Avg@4 = {100 * BASE_ACC:.2f}%" in text
+    assert "ρ(reward, DFT Avg@4) across 3 streams = -1.00" in text
+    assert "is the exact reverse of the DFT utility ranking" in text
+    assert "is not the exact reverse of the SFT utility ranking" in text
+
+
+def test_mechanism_orders_streams_by_adaptation_cost(report):
+    text = report["mechanism"].read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "Stream" not in line]
+    assert [r.split("|")[1].strip() for r in rows] == ["slm_rft", "oracle_refined", "oracle_synthesized"]
+    assert "ρ(PPL, DFT Avg@4) across 3 streams = -1.00" in text
+    assert "holds in every quarter Q1–Q4: yes" in text
+
+
+def test_figures_are_written_and_non_empty(report):
+    for name in ("reward_vs_utility.png", "ppl_vs_utility.png", "segmented_ppl.png", "training_curves.png"):
+        png = report["figures"] / name
+        assert png.stat().st_size > 1000, name
+
+
+def test_single_stream_with_one_objective_reports_na_and_dash(tmp_path):
+    streams, runs, base = _inputs(tmp_path, streams={"slm_rft": STREAMS["slm_rft"]}, objectives=("dft",))
+    out = _build(tmp_path, streams, runs, base)
+    text = out["table1"].read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| slm_rft"))
+    assert row.split("|")[3].strip() == "–"  # no SFT run
+    assert "= n/a" in text
+    assert (out["figures"] / "training_curves.png").stat().st_size > 1000
+
+
+def test_miswired_reward_summary_is_a_stage_error(tmp_path):
+    streams, runs, base = _inputs(tmp_path)
+    streams[0]["reward"]["builtin"] = streams[1]["reward"]["builtin"]
+    with pytest.raises(StageError, match="stream"):
+        _build(tmp_path, streams, runs, base)

@@ -1,0 +1,86 @@
+import copy
+
+import pytest
+import torch
+
+from scripts.stage import StageError
+from scripts.student import load_student
+from scripts.training import accumulation_steps, fit, with_lora
+
+HP = {"lr": 1e-3, "batch_size": 4, "micro_batch_size": 2, "epochs": 1, "max_steps": 3, "lr_scheduler": "cosine",
+      "warmup_ratio": 0.0, "weight_decay": 0.0, "max_length": 128, "bf16": False}
+EXAMPLES = [{"prompt": f"Problem: Ana has {i} coins.\nSolution:\n",
+             "completion": f"Ana starts with {i} coins.\nThe answer is \\boxed{{{i}}}."} for i in range(2, 10)]
+
+
+def first_batch_loss(model, tokenizer, objective):
+    """TRL's loss on one collated batch, and the same loss computed by hand from the logits."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    args = SFTConfig(output_dir="/tmp/unused-dft-test", loss_type={"sft": "nll", "dft": "dft"}[objective],
+                     completion_only_loss=True, per_device_train_batch_size=4, use_cpu=True, report_to=[],
+                     max_length=128)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(EXAMPLES[:4]),
+                         processing_class=tokenizer)
+    batch = next(iter(trainer.get_train_dataloader()))
+    model.eval()  # no dropout: the hand computation must see the same forward pass
+    with torch.no_grad():
+        trl_loss = trainer.compute_loss(model, dict(batch)).item()
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"][:, 1:]
+    mask = labels != -100
+    logp = torch.log_softmax(logits[:, :-1].double(), -1).gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1)
+    nll = -logp[mask]
+    weight = logp[mask].exp() if objective == "dft" else torch.ones_like(nll)
+    return trl_loss, (nll * weight).sum().item() / mask.sum().item(), batch
+
+
+@pytest.mark.parametrize("objective", ["sft", "dft"])
+def test_loss_matches_a_hand_computed_value_on_completion_tokens_only(tiny_student, objective):
+    model, tokenizer = load_student(tiny_student, seed=0)
+    trl_loss, hand, batch = first_batch_loss(model, tokenizer, objective)
+    assert trl_loss == pytest.approx(hand, rel=1e-4)
+    # Prompt tokens carry no loss; the completion ends with EOS, which does.
+    prompt_len = len(tokenizer(EXAMPLES[0]["prompt"])["input_ids"])
+    assert (batch["labels"][0, :prompt_len] == -100).all()
+    assert tokenizer.eos_token_id in batch["labels"][0].tolist()
+
+
+def test_dft_weights_each_token_by_its_own_probability(tiny_student):
+    model, tokenizer = load_student(tiny_student, seed=0)
+    sft, _, _ = first_batch_loss(model, tokenizer, "sft")
+    dft, _, _ = first_batch_loss(model, tokenizer, "dft")
+    assert 0 < dft < sft  # weights are probabilities below 1
+
+
+def test_full_fine_tuning_changes_the_model_and_logs_a_loss_per_step(tiny_student, tmp_path):
+    model, tokenizer = load_student(tiny_student, seed=0)
+    before = copy.deepcopy(model.state_dict())
+    curve = fit(model, tokenizer, EXAMPLES, HP, "dft", str(tmp_path), seed=0)
+    assert [c["step"] for c in curve] == [1, 2, 3]
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_lora_trains_only_the_adapter(tiny_student, tmp_path):
+    model, tokenizer = load_student(tiny_student, seed=0)
+    model = with_lora(model, {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]})
+    frozen = {k: v.clone() for k, v in model.named_parameters() if "lora" not in k}
+    fit(model, tokenizer, EXAMPLES, HP, "sft", str(tmp_path), seed=0)
+    assert all(torch.equal(frozen[k], v) for k, v in model.named_parameters() if k in frozen)
+    model.save_pretrained(tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "adapter_config.json").exists()
+
+
+def test_seeded_training_is_repeatable(tiny_student, tmp_path):
+    curves = []
+    for _ in range(2):
+        model, tokenizer = load_student(tiny_student, seed=0)
+        curves.append(fit(model, tokenizer, EXAMPLES, HP, "sft", str(tmp_path), seed=3))
+    assert curves[0] == curves[1]
+
+
+def test_effective_batch_size_is_kept_by_gradient_accumulation():
+    assert accumulation_steps(256, 8, world_size=4) == 8
+    with pytest.raises(StageError, match="multiple"):
+        accumulation_steps(100, 8)

@@ -1,0 +1,121 @@
+"""End to end: the real snakemake CLI on the CI-sized config, in a scratch working directory."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+CONFIGS = [str(REPO / "config.yaml"), str(REPO / "tests" / "configs" / "ci.yaml")]
+
+pytestmark = pytest.mark.e2e
+
+
+def snakemake(workdir, *args, check=True):
+    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", *CONFIGS, "--cores", "2", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if check and out.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-6000:]}")
+    return out
+
+
+def planned_jobs(out) -> dict[str, int]:
+    """Job counts from a dry run's 'Job stats' table."""
+    text = out.stdout + out.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("ci_run")
+    snakemake(workdir)
+    return workdir
+
+
+def test_full_run_reports_every_stream_and_the_base_student(finished_run):
+    report = finished_run / "results" / "report"
+    table = pl.read_csv(report / "streams.csv")
+    streams = {"slm_rft", "oracle_refined", "oracle_synthesized", "reference", "style_aligned"}
+    assert set(table["stream"]) == streams | {"base"}
+    required = ["student", "stream", "objective", "lr", "batch_size", "seed", "n_examples", "reward_mean",
+                "ppl", "ppl_q1", "ppl_q2", "ppl_q3", "ppl_q4", "avg_at_k", "avg_at_k_two_step",
+                "avg_at_k_three_step"]
+    assert all(c in table.columns for c in required)
+    runs = table.filter(pl.col("stream") != "base")
+    assert len(runs) == len(streams) * 2 and set(runs["objective"]) == {"sft", "dft"}
+    assert runs["ppl"].is_not_null().all() and (runs["ppl"] > 1).all()
+    assert runs["avg_at_k"].is_between(0, 1).all()
+    for name in ("table1.md", "mechanism.md"):
+        text = (report / name).read_text()
+        assert all(s in text for s in streams)
+    figures = list((report / "figures").glob("*.png"))
+    assert len(figures) >= 4 and all(f.stat().st_size > 1000 for f in figures)
+
+
+def test_every_stream_covers_the_same_solvable_problems(finished_run):
+    import json
+
+    res = finished_run / "results"
+    solvable = {json.loads(line)["id"] for line in open(res / "rejection_sampling/tiny/solvable.jsonl")}
+    for stream in res.glob("streams/tiny/*.summary.json"):
+        name = stream.name.removesuffix(".summary.json")
+        ids = {json.loads(line)["id"] for line in open(res / f"streams/tiny/{name}.jsonl")}
+        rejected = {json.loads(line)["id"] for line in open(res / f"streams/tiny/{name}.rejected.jsonl")}
+        assert ids | rejected == solvable and not ids & rejected
+
+
+def test_a_second_run_has_nothing_to_do(finished_run):
+    assert planned_jobs(snakemake(finished_run, "-n")) == {}
+
+
+def test_changing_one_oracle_stream_reruns_only_that_stream_and_its_descendants(finished_run):
+    out = snakemake(finished_run, "-n", "--config",
+                    "streams={oracle_refined: {kind: oracle, task: synthesize, oracle: builtin}}")
+    assert planned_jobs(out) == {"stream": 1, "reward_scores": 1, "adaptation_cost": 1, "fine_tune": 2,
+                                 "evaluate_checkpoint": 2, "report": 1, "all": 1}
+
+
+def test_changing_a_training_hyperparameter_reruns_training_not_sampling(finished_run):
+    out = snakemake(finished_run, "-n", "--config", "training={hparams: {warmup_ratio: 0.2}}")
+    jobs = planned_jobs(out)
+    assert jobs == {"fine_tune": 10, "evaluate_checkpoint": 10, "report": 1, "all": 1}
+
+
+def test_editing_an_imported_helper_reruns_the_stages_that_import_it(finished_run, tmp_path):
+    # A copy of the workflow whose reward module differs by one comment line.
+    copy = tmp_path / "wf"
+    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(".venv", "results", ".snakemake", ".git", "*.pyc"))
+    (copy / "scripts" / "reward.py").write_text((copy / "scripts" / "reward.py").read_text() + "\n# edited\n")
+    out = subprocess.run([*SNAKEMAKE, "--snakefile", str(copy / "Snakefile"), "--directory", str(finished_run),
+                          "--configfile", *CONFIGS, "--cores", "2", "-n"], capture_output=True, text=True)
+    assert planned_jobs(out) == {"reward_scores": 5, "report": 1, "all": 1}
+
+
+@pytest.mark.parametrize("override, key", [
+    ("training={lr: fast}", "lr"),
+    ("native_traces={temperature: -1}", "temperature"),
+    ("streams={oracle_refined: {kind: oracle, task: refine, oracle: gpt}}", "streams.oracle_refined.oracle"),
+])
+def test_a_bad_config_fails_before_any_job_with_the_key_named(tmp_path, override, key):
+    out = snakemake(tmp_path, "--config", override, check=False)
+    assert out.returncode != 0
+    assert key in out.stdout + out.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_and_format_are_clean():
+    lint = subprocess.run([*SNAKEMAKE, "--lint", "--snakefile", str(REPO / "Snakefile")], cwd=REPO,
+                          capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = subprocess.run([str(Path(sys.executable).parent / "snakefmt"), "--check", "Snakefile", "rules"], cwd=REPO,
+                         capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr

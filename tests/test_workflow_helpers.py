@@ -1,0 +1,69 @@
+import copy
+
+import pytest
+import yaml
+
+from scripts.code_version import code_version
+from scripts.study_config import ConfigError, check, runs
+
+
+def test_code_version_follows_imported_project_modules(tmp_path):
+    pkg = tmp_path / "scripts"
+    pkg.mkdir()
+    (pkg / "helper.py").write_text("X = 1\n")
+    (pkg / "other.py").write_text("Y = 1\n")
+    (pkg / "stage.py").write_text("from scripts.helper import X\n")
+    before = code_version(pkg / "stage.py")
+    (pkg / "other.py").write_text("Y = 2\n")
+    assert code_version(pkg / "stage.py") == before  # not imported: no rerun
+    (pkg / "helper.py").write_text("X = 2\n")
+    from scripts import code_version as cv
+
+    cv.project_imports.cache_clear()
+    assert code_version(pkg / "stage.py") != before
+
+
+def validated():
+    from snakemake.utils import validate
+
+    config = yaml.safe_load(open("config.yaml"))
+    validate(config, "schemas/config.schema.yaml")
+    return config
+
+
+def test_the_embedded_config_passes_and_expands_to_the_grid():
+    config = validated()
+    check(config)
+    assert len(runs(config)) == len(config["streams"]) * 2
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda c: c["streams"].update(bad={"kind": "oracle", "task": "refine", "oracle": "gpt"}), "streams.bad.oracle"),
+    (lambda c: c.update(primary_reward="skywork"), "primary_reward"),
+    (lambda c: c["training"].update(batch_size=[20]), "training.batch_size"),
+    (lambda c: c["report"].update(table_lr=0.1), "report.table_lr"),
+])
+def test_inconsistent_configs_name_the_key(edit, key):
+    config = copy.deepcopy(validated())
+    edit(config)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        check(config)
+
+
+def test_every_schema_key_has_a_description_and_a_default():
+    schema = yaml.safe_load(open("schemas/config.schema.yaml"))
+    missing = []
+
+    def walk(node, path):
+        for name, sub in (node.get("properties") or {}).items():
+            if "description" not in sub:
+                missing.append(f"{path}{name}: description")
+            if "default" not in sub and name not in (node.get("required") or []):
+                missing.append(f"{path}{name}: default")
+            walk(sub, f"{path}{name}.")
+        if isinstance(node.get("additionalProperties"), dict):
+            walk(node["additionalProperties"], f"{path}*.")
+    walk(schema, "")
+    for name, d in schema["$defs"].items():
+        walk(d, f"$defs.{name}.")
+    assert not missing, missing
