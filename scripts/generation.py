@@ -48,9 +48,11 @@ class TransformersBackend:
             with torch.inference_mode():
                 gen = self.model.generate(
                     **enc, do_sample=not greedy, temperature=None if greedy else temperature,
-                    top_p=None, top_k=None, num_return_sequences=n, max_new_tokens=max_new_tokens,
-                    eos_token_id=eos, pad_token_id=self.tokenizer.pad_token_id,
+                    top_p=None, top_k=None, num_return_sequences=1 if greedy else n,
+                    max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=self.tokenizer.pad_token_id,
                 )
+            if greedy:  # n greedy samples are n copies of one
+                gen = gen.repeat_interleave(n, dim=0)
             new = gen[:, enc["input_ids"].shape[1]:]
             prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
             for i in range(len(chunk)):

@@ -70,6 +70,11 @@ def test_lora_trains_only_the_adapter(tiny_student, tmp_path):
     assert all(torch.equal(frozen[k], v) for k, v in model.named_parameters() if k in frozen)
     model.save_pretrained(tmp_path / "adapter")
     assert (tmp_path / "adapter" / "adapter_config.json").exists()
+    # Evaluation samples from base + adapter without merging.
+    from scripts.generation import backend
+
+    gen = backend("transformers", tiny_student, adapter=str(tmp_path / "adapter"), batch_size=4)
+    assert len(gen.sample([EXAMPLES[0]["prompt"]], 2, 1.0, 10, seed=0)[0]) == 2
 
 
 def test_seeded_training_is_repeatable(tiny_student, tmp_path):
