@@ -22,6 +22,7 @@ include: "rules/adaptation_cost.smk"
 include: "rules/training.smk"
 include: "rules/evaluation.smk"
 include: "rules/report.smk"
+include: "rules/archive.smk"
 
 
 rule all:

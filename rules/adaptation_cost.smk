@@ -15,8 +15,8 @@ rule adaptation_cost:
     threads: 1
     resources:
         gpu=res("adaptation_cost", "gpu"),
-        mem_mb=res("adaptation_cost", "mem_mb"),
-        runtime=res("adaptation_cost", "runtime"),
+        mem_mb=by_attempt("adaptation_cost", "mem_mb"),
+        runtime=by_attempt("adaptation_cost", "runtime"),
     params:
         spec=config["adaptation_cost"],
         code=code("adaptation_cost.py"),

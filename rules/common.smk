@@ -20,6 +20,7 @@ from scripts import study_config
 validate(config, "../schemas/config.schema.yaml")
 study_config.check(config)
 
+REPLAY = config["archive"]["replay"]
 STUDENTS = list(config["students"])
 STREAMS = list(config["streams"])
 BENCHMARKS = list(config["problems"]["benchmarks"])
@@ -44,7 +45,53 @@ def code(script):
 
 
 def res(stage, key):
+    """A stage's portable resource, `resources.<stage>.<key>` in the config."""
     return config["resources"][stage][key]
+
+
+def by_attempt(stage, key):
+    """A resource that grows with each retry: the configured value times the attempt (1, 2, ...).
+
+    A job killed for memory or wall time comes back (`retries` in a profile) asking for more.
+    """
+    base = res(stage, key)
+    return lambda wildcards, attempt: base * attempt
+
+
+def oracle_api(wildcards):
+    """Oracle API slots a stream job holds (1 for oracle streams); `--resources oracle_api=N`
+    in a profile caps how many such jobs run at once, across the whole run."""
+    return int(config["streams"][wildcards.stream]["kind"] == "oracle")
+
+
+def archived(wildcards=None):
+    """The replayed archive's checksum list: a new archive reruns the replayed stages."""
+    return [os.path.join(REPLAY, "checksums.sha256")] if REPLAY else []
+
+
+def frozen_paths():
+    """What `freeze` archives: what is expensive or cannot be made again."""
+    paths = ["results/problems/pool.jsonl"] + benchmark_files()
+    for st in STUDENTS:
+        paths += [f"results/student/{st}", f"results/native_traces/{st}.jsonl"]
+        for s in STREAMS:
+            paths += [
+                f"results/streams/{st}/{s}.{part}"
+                for part in ("jsonl", "rejected.jsonl", "summary.json")
+            ]
+            paths += [
+                f"results/scores/{st}/{s}/{r}.{ext}"
+                for r in REWARDS
+                for ext in ("jsonl", "json")
+            ]
+    return paths
+
+
+def frozen_inputs(wildcards=None):
+    return [
+        f"{p}/student.json" if p.startswith("results/student/") else p
+        for p in frozen_paths()
+    ]
 
 
 def student_spec(wildcards):
@@ -140,4 +187,5 @@ def report_outputs():
         "results/report/table1.md",
         "results/report/mechanism.md",
         "results/report/figures",
+        "results/report/manifest.json",
     ]

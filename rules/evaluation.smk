@@ -15,8 +15,8 @@ rule evaluate_base:
     threads: 1
     resources:
         gpu=res("evaluation", "gpu"),
-        mem_mb=res("evaluation", "mem_mb"),
-        runtime=res("evaluation", "runtime"),
+        mem_mb=by_attempt("evaluation", "mem_mb"),
+        runtime=by_attempt("evaluation", "runtime"),
     params:
         spec=config["evaluation"],
         benchmarks=BENCHMARKS,
@@ -42,8 +42,8 @@ rule evaluate_checkpoint:
     threads: 1
     resources:
         gpu=res("evaluation", "gpu"),
-        mem_mb=res("evaluation", "mem_mb"),
-        runtime=res("evaluation", "runtime"),
+        mem_mb=by_attempt("evaluation", "mem_mb"),
+        runtime=by_attempt("evaluation", "runtime"),
     params:
         spec=config["evaluation"],
         benchmarks=BENCHMARKS,

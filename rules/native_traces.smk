@@ -3,6 +3,7 @@
 
 rule native_traces:
     input:
+        archived=archived,
         student="results/student/{student}/student.json",
         pool="results/problems/pool.jsonl",
     output:
@@ -14,10 +15,11 @@ rule native_traces:
     threads: 2
     resources:
         gpu=res("native_traces", "gpu"),
-        mem_mb=res("native_traces", "mem_mb"),
-        runtime=res("native_traces", "runtime"),
+        mem_mb=by_attempt("native_traces", "mem_mb"),
+        runtime=by_attempt("native_traces", "runtime"),
     params:
         spec=config["native_traces"],
+        replay=REPLAY,
         code=code("native_traces.py"),
     script:
         "../scripts/native_traces.py"

@@ -15,8 +15,9 @@ rule rejection_sampling:
         "../envs/data.yaml"
     threads: 2
     resources:
-        mem_mb=res("light", "mem_mb"),
-        runtime=res("light", "runtime"),
+        gpu=res("light", "gpu"),
+        mem_mb=by_attempt("light", "mem_mb"),
+        runtime=by_attempt("light", "runtime"),
     params:
         spec=config["rejection_sampling"],
         code=code("rejection_sampling.py"),

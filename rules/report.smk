@@ -1,6 +1,11 @@
 # The paper's tables and figures, computed from every measured artifact.
 
 
+# Tables and plots: seconds of work, not worth a place in the queue.
+localrules:
+    report,
+
+
 rule report:
     input:
         report_inputs,
@@ -13,9 +18,11 @@ rule report:
         "results/logs/report.log",
     conda:
         "../envs/report.yaml"
+    threads: 1
     resources:
-        mem_mb=res("light", "mem_mb"),
-        runtime=res("light", "runtime"),
+        gpu=res("light", "gpu"),
+        mem_mb=by_attempt("light", "mem_mb"),
+        runtime=by_attempt("light", "runtime"),
     params:
         streams=report_streams(),
         runs=report_runs(),
@@ -25,3 +32,24 @@ rule report:
         code=code("report.py"),
     script:
         "../scripts/report.py"
+
+
+rule manifest:
+    input:
+        report=["results/report/streams.csv", "results/report/table1.md"],
+        students=expand("results/student/{student}/student.json", student=STUDENTS),
+        problems=["results/problems/pool.jsonl", *benchmark_files()],
+    output:
+        "results/report/manifest.json",
+    log:
+        "results/logs/manifest.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        config=config,
+        repo=workflow.basedir,
+        students=STUDENTS,
+        problem_sets=["pool", *BENCHMARKS],
+        code=code("manifest.py"),
+    script:
+        "../scripts/manifest.py"

@@ -3,6 +3,7 @@
 
 rule reward_scores:
     input:
+        archived=archived,
         stream="results/streams/{student}/{stream}.jsonl",
         solvable="results/rejection_sampling/{student}/solvable.jsonl",
     output:
@@ -12,11 +13,14 @@ rule reward_scores:
         "results/logs/scores/{student}/{stream}/{reward}.log",
     conda:
         "../envs/data.yaml"
+    threads: 1
     resources:
-        mem_mb=res("light", "mem_mb"),
-        runtime=res("light", "runtime"),
+        gpu=res("light", "gpu"),
+        mem_mb=by_attempt("light", "mem_mb"),
+        runtime=by_attempt("light", "runtime"),
     params:
         spec=reward_spec,
+        replay=REPLAY,
         code=code("reward.py"),
     script:
         "../scripts/reward.py"

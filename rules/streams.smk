@@ -3,6 +3,7 @@
 
 rule stream:
     input:
+        archived=archived,
         solvable="results/rejection_sampling/{student}/solvable.jsonl",
     output:
         stream="results/streams/{student}/{stream}.jsonl",
@@ -14,12 +15,15 @@ rule stream:
         "../envs/data.yaml"
     threads: 1
     resources:
-        mem_mb=res("light", "mem_mb"),
-        runtime=res("light", "runtime"),
+        gpu=res("light", "gpu"),
+        mem_mb=by_attempt("light", "mem_mb"),
+        runtime=by_attempt("light", "runtime"),
+        oracle_api=oracle_api,
     params:
         spec=stream_spec,
         oracle=oracle_spec,
         timeout_s=config["rejection_sampling"]["timeout_s"],
+        replay=REPLAY,
         code=code("streams.py"),
     script:
         "../scripts/streams.py"

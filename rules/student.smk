@@ -2,6 +2,8 @@
 
 
 rule student:
+    input:
+        archived=archived,
     output:
         student="results/student/{student}/student.json",
     log:
@@ -11,10 +13,11 @@ rule student:
     threads: 2
     resources:
         gpu=res("student", "gpu"),
-        mem_mb=res("student", "mem_mb"),
-        runtime=res("student", "runtime"),
+        mem_mb=by_attempt("student", "mem_mb"),
+        runtime=by_attempt("student", "runtime"),
     params:
         spec=student_spec,
+        replay=REPLAY,
         code=code("student.py"),
     script:
         "../scripts/student.py"

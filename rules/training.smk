@@ -16,8 +16,8 @@ rule fine_tune:
     threads: 1
     resources:
         gpu=res("training", "gpu"),
-        mem_mb=res("training", "mem_mb"),
-        runtime=res("training", "runtime"),
+        mem_mb=by_attempt("training", "mem_mb"),
+        runtime=by_attempt("training", "runtime"),
     params:
         method=config["training"]["method"],
         hparams=config["training"]["hparams"],

@@ -3,6 +3,7 @@
 unfinished generations and the report can say what sampling cost."""
 
 
+from scripts.archive import replayed
 from scripts.generation import backend
 from scripts.records import read_json, read_jsonl, write_jsonl
 from scripts.stage import logged
@@ -20,6 +21,8 @@ def sample_native_traces(student: dict, problems: list[dict], spec: dict) -> lis
 
 def main(snakemake) -> None:
     with logged(snakemake.log[0], snakemake.threads):
+        if replayed(snakemake):
+            return
         traces = sample_native_traces(read_json(snakemake.input.student), read_jsonl(snakemake.input.pool),
                                       snakemake.params.spec)
         write_jsonl(snakemake.output[0], traces)

@@ -17,6 +17,7 @@ import random
 from pathlib import Path
 
 from scripts import word_problems as wp
+from scripts.archive import replayed
 from scripts.records import write_jsonl
 from scripts.stage import StageError, logged
 from scripts.verification import last_boxed
@@ -98,6 +99,8 @@ def load_problem_set(name: str, spec: dict) -> list[dict]:
 
 def main(snakemake) -> None:
     with logged(snakemake.log[0], snakemake.threads):
+        if replayed(snakemake):
+            return
         records = load_problem_set(snakemake.wildcards.get("benchmark", "pool"), snakemake.params.spec)
         write_jsonl(snakemake.output[0], records)
         print(f"wrote {len(records)} problems to {snakemake.output[0]}")

@@ -17,6 +17,7 @@ import math
 import statistics
 
 from scripts import word_problems as wp
+from scripts.archive import replayed
 from scripts.records import read_jsonl, write_json, write_jsonl
 from scripts.stage import StageError, logged
 from scripts.verification import last_boxed
@@ -58,6 +59,8 @@ def mean_ci95(values: list[float]) -> dict:
 
 def main(snakemake) -> None:
     with logged(snakemake.log[0], snakemake.threads):
+        if replayed(snakemake):
+            return
         graphs = {s["id"]: s.get("graph") for s in read_jsonl(snakemake.input.solvable)}
         stream = read_jsonl(snakemake.input.stream)
         items = [{**r, "graph": graphs.get(r["id"])} for r in stream]

@@ -12,6 +12,7 @@ of the stream with its reason (``<stream>.rejected.jsonl``), and the report coun
 
 from collections import Counter
 
+from scripts.archive import replayed
 from scripts.oracle import oracle
 from scripts.records import read_jsonl, write_json, write_jsonl
 from scripts.stage import StageError, logged
@@ -47,6 +48,8 @@ def build_stream(name: str, spec: dict, solvable: list[dict], oracle_spec: dict 
 
 def main(snakemake) -> None:
     with logged(snakemake.log[0], snakemake.threads):
+        if replayed(snakemake):
+            return
         p = snakemake.params
         name = snakemake.wildcards.stream
         kept, rejected = build_stream(name, p.spec, read_jsonl(snakemake.input.solvable), p.oracle,

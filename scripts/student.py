@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from scripts import word_problems as wp
+from scripts.archive import replayed
 from scripts.records import read_json, write_json
 from scripts.stage import logged
 from scripts.training import fit, write_curve
@@ -110,6 +111,8 @@ def build_builtin_student(spec: dict, prompt_template: str, out_dir: str, seed: 
 
 def main(snakemake) -> None:
     with logged(snakemake.log[0], snakemake.threads):
+        if replayed(snakemake, folders=(str(Path(snakemake.output.student).parent / "model"),)):
+            return
         p = snakemake.params.spec
         record = {"name": snakemake.wildcards.student, "prompt_template": p["prompt_template"],
                   "revision": p["revision"]}

@@ -87,13 +87,13 @@ def test_a_second_run_has_nothing_to_do(finished_run):
 def test_changing_one_oracle_stream_reruns_only_that_stream_and_its_descendants(finished_run):
     out = snakemake(finished_run, "-n", edit="streams: {oracle_refined: {task: synthesize}}")
     assert planned_jobs(out) == {"stream": 1, "reward_scores": 1, "adaptation_cost": 1, "fine_tune": 2,
-                                 "evaluate_checkpoint": 2, "report": 1, "all": 1}
+                                 "evaluate_checkpoint": 2, "report": 1, "manifest": 1, "all": 1}
 
 
 def test_changing_a_training_hyperparameter_reruns_training_not_sampling(finished_run):
     out = snakemake(finished_run, "-n", edit="training: {hparams: {warmup_ratio: 0.2}}")
     jobs = planned_jobs(out)
-    assert jobs == {"fine_tune": 10, "evaluate_checkpoint": 10, "report": 1, "all": 1}
+    assert jobs == {"fine_tune": 10, "evaluate_checkpoint": 10, "report": 1, "manifest": 1, "all": 1}
 
 
 def test_editing_an_imported_helper_reruns_the_stages_that_import_it(finished_run, tmp_path):
@@ -103,7 +103,7 @@ def test_editing_an_imported_helper_reruns_the_stages_that_import_it(finished_ru
     (copy / "scripts" / "reward.py").write_text((copy / "scripts" / "reward.py").read_text() + "\n# edited\n")
     out = subprocess.run([*SNAKEMAKE, "--snakefile", str(copy / "Snakefile"), "--directory", str(finished_run),
                           "--configfile", *CONFIGS, "--cores", "2", "-n"], capture_output=True, text=True)
-    assert planned_jobs(out) == {"reward_scores": 5, "report": 1, "all": 1}
+    assert planned_jobs(out) == {"reward_scores": 5, "report": 1, "manifest": 1, "all": 1}
 
 
 @pytest.mark.parametrize("edit, key", [
@@ -126,3 +126,68 @@ def test_lint_and_format_are_clean():
     fmt = subprocess.run([str(Path(sys.executable).parent / "snakefmt"), "--check", "Snakefile", "rules"], cwd=REPO,
                          capture_output=True, text=True)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def artifact_hashes(workdir, skip=("logs/", "frozen/")) -> dict[str, str]:
+    from scripts.archive import sha256
+
+    root = Path(workdir) / "results"
+    return {f.relative_to(root).as_posix(): sha256(f) for f in sorted(root.rglob("*"))
+            if f.is_file() and not f.relative_to(root).as_posix().startswith(skip)}
+
+
+def test_the_manifest_pins_config_code_models_data_and_every_artifact(finished_run):
+    import json
+
+    manifest = json.loads((finished_run / "results/report/manifest.json").read_text())
+    assert len(manifest["config_sha256"]) == 64 and manifest["config"]["primary_reward"] == "process"
+    assert set(manifest["git"]) == {"commit", "dirty"}
+    assert manifest["environment"]["packages"]["torch"].startswith("2.13.0")
+    assert {"training.yaml", "data.yaml", "report.yaml"} <= set(manifest["environment"]["declared"])
+    student = manifest["students"][0]
+    assert student["model"] == "builtin" and len(student["weights_sha256"]["model.safetensors"]) == 64
+    assert set(manifest["problem_sets"]) == {"pool", "two_step", "three_step", "four_step"}
+    assert all(len(p["rows_sha256"]) == 64 for p in manifest["problem_sets"].values())
+    assert manifest["seeds"]["training.seeds"] == [0]
+    hashes = artifact_hashes(finished_run, skip=("logs/", "frozen/", "report/manifest.json"))
+    assert manifest["artifacts"] == hashes
+
+
+def test_two_runs_from_scratch_are_byte_identical(finished_run, tmp_path_factory):
+    second = tmp_path_factory.mktemp("ci_run_again")
+    snakemake(second)
+    skip = ("logs/", "frozen/", "report/manifest.json")  # the manifest names its own run directory
+    first, again = artifact_hashes(finished_run, skip), artifact_hashes(second, skip)
+    assert first.keys() == again.keys()
+    assert [k for k in first if first[k] != again[k]] == []
+
+
+@pytest.fixture(scope="module")
+def frozen_archive(finished_run):
+    snakemake(finished_run, "freeze")
+    return finished_run / "results" / "frozen"
+
+
+def test_a_replay_from_the_frozen_archive_reproduces_everything_downstream(finished_run, frozen_archive,
+                                                                          tmp_path_factory):
+    replay = tmp_path_factory.mktemp("replay")
+    snakemake(replay, edit=f"archive: {{replay: {frozen_archive}}}")
+    log = (replay / "results/logs/native_traces/tiny.log").read_text()
+    assert "restored 1 files from the frozen archive" in log  # no sampling happened
+    assert "restored" in (replay / "results/logs/streams/tiny/oracle_refined.log").read_text()
+    skip = ("logs/", "frozen/", "report/manifest.json")
+    original, replayed = artifact_hashes(finished_run, skip), artifact_hashes(replay, skip)
+    assert original.keys() == replayed.keys()
+    assert [k for k in original if original[k] != replayed[k]] == []
+
+
+def test_a_tampered_archive_is_refused_naming_the_artifact(frozen_archive, tmp_path):
+    damaged = tmp_path / "frozen"
+    shutil.copytree(frozen_archive, damaged)
+    traces = damaged / "native_traces" / "tiny.jsonl"
+    traces.write_bytes(traces.read_bytes()[:-100])  # truncated
+    out = snakemake(tmp_path / "work", "results/native_traces/tiny.jsonl",
+                    edit=f"archive: {{replay: {damaged}}}", check=False)
+    assert out.returncode != 0
+    assert "native_traces/tiny.jsonl is corrupted" in out.stdout + out.stderr
+    assert not (tmp_path / "work/results/native_traces/tiny.jsonl").exists()
