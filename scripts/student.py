@@ -111,7 +111,7 @@ def build_builtin_student(spec: dict, prompt_template: str, out_dir: str, seed: 
 
 def main(snakemake) -> None:
     with logged(snakemake.log[0], snakemake.threads):
-        if replayed(snakemake, folders=(str(Path(snakemake.output.student).parent / "model"),)):
+        if replayed(snakemake, folders=(str(Path(snakemake.output.student).parent),)):
             return
         p = snakemake.params.spec
         record = {"name": snakemake.wildcards.student, "prompt_template": p["prompt_template"],
