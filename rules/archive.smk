@@ -16,6 +16,11 @@ rule freeze:
         "results/logs/freeze.log",
     conda:
         "../envs/data.yaml"
+    threads: 1
+    resources:
+        gpu=res("light", "gpu"),
+        mem_mb=by_attempt("light", "mem_mb"),
+        runtime=by_attempt("light", "runtime"),
     params:
         paths=frozen_paths(),
         config=config,

@@ -4,6 +4,7 @@
 # Tables and plots: seconds of work, not worth a place in the queue.
 localrules:
     report,
+    manifest,
 
 
 rule report:
@@ -45,6 +46,11 @@ rule manifest:
         "results/logs/manifest.log",
     conda:
         "../envs/report.yaml"
+    threads: 1
+    resources:
+        gpu=res("light", "gpu"),
+        mem_mb=by_attempt("light", "mem_mb"),
+        runtime=by_attempt("light", "runtime"),
     params:
         config=config,
         repo=workflow.basedir,
