@@ -62,9 +62,9 @@ def checksums(archive: str | os.PathLike) -> dict[str, str]:
     return {rel: digest for digest, rel in pairs}
 
 
-def restore(archive: str | os.PathLike, rel: str, dest: str | os.PathLike) -> None:
+def restore(archive: str | os.PathLike, rel: str, dest: str | os.PathLike, sums: dict | None = None) -> None:
     """Copy one archived file to ``dest`` after checking its sha256."""
-    sums = checksums(archive)
+    sums = sums if sums is not None else checksums(archive)
     if rel not in sums:
         raise StageError(f"the frozen archive {archive} has no {rel}")
     src = Path(archive) / rel
@@ -88,9 +88,10 @@ def replayed(snakemake, results: str = "results", folders: tuple[str, ...] = ())
         return False
     wanted = [str(Path(o).relative_to(results)) for o in snakemake.output]
     prefixes = [str(Path(f).relative_to(results)) + "/" for f in folders]
-    wanted += [rel for rel in checksums(archive) if any(rel.startswith(p) for p in prefixes)]
+    sums = checksums(archive)  # read once, not per restored file
+    wanted += [rel for rel in sums if any(rel.startswith(p) for p in prefixes)]
     for rel in wanted:
-        restore(archive, rel, Path(results) / rel)
+        restore(archive, rel, Path(results) / rel, sums)
     print(f"restored {len(wanted)} files from the frozen archive {archive}")
     return True
 
