@@ -3,6 +3,7 @@
 #
 #   tests/slurm/start_slurm.sh [start]   install if missing, configure, start munged, slurmctld, slurmd
 #   tests/slurm/start_slurm.sh stop      stop the daemons this script started (by their pid files)
+#                                        and remove the configuration it wrote
 #   tests/slurm/start_slurm.sh status    exit 0 when the node accepts jobs
 #
 # Needs root on a Debian-like machine (apt-get). Idempotent: a second `start` finds the daemons
@@ -131,6 +132,11 @@ stop() {
     stop_daemon /run/slurmd.pid
     stop_daemon /run/slurmctld.pid
     stop_daemon /run/munge/munged.pid
+    # Without its controller, a client that still finds slurm.conf waits ~10 s per call, and
+    # the SLURM executor plugin calls `scontrol show config` each time snakemake starts.
+    if [[ -f $CONF ]] && grep -qF "$MARK" "$CONF"; then
+        rm -f "$CONF" "$CONF_DIR/gres.conf"
+    fi
     echo "SLURM stopped"
 }
 
