@@ -25,7 +25,7 @@ STUDENTS = list(config["students"])
 STREAMS = list(config["streams"])
 BENCHMARKS = list(config["problems"]["benchmarks"])
 REWARDS = list(config["rewards"])
-RUN = "{student}/{stream}/{objective}/lr{lr}_bs{batch_size}_seed{seed}"
+RUN = "{student}/{stream}/{objective}/lr{lr}_bs{batch_size}_ep{epochs}_seed{seed}"
 
 
 wildcard_constraints:
@@ -36,6 +36,7 @@ wildcard_constraints:
     objective="sft|dft",
     lr="[0-9.e+-]+",
     batch_size="[0-9]+",
+    epochs="[0-9.]+",
     seed="[0-9]+",
 
 
@@ -145,12 +146,48 @@ def report_runs():
             {
                 **r,
                 "lr": float(r["lr"]),
+                "epochs": float(r["epochs"]),
                 "train": f"results/training/{d}/train.json",
                 "curve": f"results/training/{d}/loss_curve.csv",
                 "eval": f"results/evaluation/{d}/scores.json",
             }
         )
     return out
+
+
+def paradox_runs():
+    return [
+        {**r, "samples": r["eval"].replace("scores.json", "samples.jsonl")}
+        for r in report_runs()
+    ]
+
+
+def paradox_fidelity():
+    return {
+        st: {
+            "base_sampled": f"results/evaluation/{st}/base/scores.json",
+            "base_greedy": f"results/evaluation/{st}/base_greedy/scores.json",
+            "solvable": f"results/rejection_sampling/{st}/solvable.jsonl",
+            "streams": {
+                s: {
+                    "stream": f"results/streams/{st}/{s}.jsonl",
+                    "rejected": f"results/streams/{st}/{s}.rejected.jsonl",
+                }
+                for s in STREAMS
+            },
+        }
+        for st in STUDENTS
+    }
+
+
+def paradox_inputs(wildcards=None):
+    files = [r["samples"] for r in paradox_runs()]
+    for f in paradox_fidelity().values():
+        files += [f["base_sampled"], f["base_greedy"], f["solvable"]]
+        files += [p for s in f["streams"].values() for p in s.values()]
+    for s in report_streams():
+        files += [*s["reward"].values(), s["adaptation_cost"]]
+    return files
 
 
 def report_base():
@@ -178,6 +215,7 @@ def table_defaults():
             if rep["table_batch_size"] is not None
             else t["batch_size"][0]
         ),
+        "epochs": rep["table_epochs"] if rep["table_epochs"] is not None else t["epochs"][0],
     }
 
 
@@ -187,5 +225,6 @@ def report_outputs():
         "results/report/table1.md",
         "results/report/mechanism.md",
         "results/report/figures",
+        "results/report/paradox.md",
         "results/report/manifest.json",
     ]

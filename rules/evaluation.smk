@@ -27,6 +27,32 @@ rule evaluate_base:
         "../scripts/evaluation.py"
 
 
+rule evaluate_base_greedy:
+    input:
+        student="results/student/{student}/student.json",
+        benchmarks=benchmark_files,
+    output:
+        scores="results/evaluation/{student}/base_greedy/scores.json",
+        samples="results/evaluation/{student}/base_greedy/samples.jsonl",
+    log:
+        "results/logs/evaluation/{student}/base_greedy.log",
+    conda:
+        "../envs/training.yaml"
+    threads: 1
+    resources:
+        gpu=res("evaluation", "gpu"),
+        mem_mb=by_attempt("evaluation", "mem_mb"),
+        runtime=by_attempt("evaluation", "runtime"),
+    params:
+        spec={**config["evaluation"], "temperature": 0, "k": 1},
+        benchmarks=BENCHMARKS,
+        checkpoint=False,
+        method=None,
+        code=code("evaluation.py"),
+    script:
+        "../scripts/evaluation.py"
+
+
 rule evaluate_checkpoint:
     input:
         student="results/student/{student}/student.json",

@@ -4,6 +4,7 @@
 # Tables and plots: seconds of work, not worth a place in the queue.
 localrules:
     report,
+    paradox,
     manifest,
 
 
@@ -35,9 +36,44 @@ rule report:
         "../scripts/report.py"
 
 
+rule paradox:
+    input:
+        paradox_inputs,
+    output:
+        markdown="results/report/paradox.md",
+        figure="results/report/paradox_budget.png",
+        table="results/report/paradox_settings.csv",
+    log:
+        "results/logs/paradox.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        gpu=res("light", "gpu"),
+        mem_mb=by_attempt("light", "mem_mb"),
+        runtime=by_attempt("light", "runtime"),
+    params:
+        runs=paradox_runs(),
+        streams=report_streams(),
+        stream_specs=config["streams"],
+        fidelity=paradox_fidelity(),
+        primary_reward=config["primary_reward"],
+        k=config["evaluation"]["k"],
+        rounds=config["report"]["bootstrap_rounds"],
+        seed=config["report"]["bootstrap_seed"],
+        timeout_s=config["rejection_sampling"]["timeout_s"],
+        code=code("paradox.py"),
+    script:
+        "../scripts/paradox.py"
+
+
 rule manifest:
     input:
-        report=["results/report/streams.csv", "results/report/table1.md"],
+        report=[
+            "results/report/streams.csv",
+            "results/report/table1.md",
+            "results/report/paradox.md",
+        ],
         students=expand("results/student/{student}/student.json", student=STUDENTS),
         problems=["results/problems/pool.jsonl", *benchmark_files()],
     output:

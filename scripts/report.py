@@ -127,11 +127,12 @@ def collect_runs(runs: list[dict]) -> list[dict]:
     rows = []
     for r in runs:
         train = read_json(r["train"])
-        for key in ("objective", "seed", "lr", "batch_size"):
-            want = float(r[key]) if key == "lr" else r[key]
+        for key in ("objective", "seed", "lr", "batch_size", "epochs"):
+            want = float(r[key]) if key in ("lr", "epochs") else r[key]
             _check(key, r["train"], train.get(key), want)
         rows.append({"student": r["student"], "stream": r["stream"], "objective": r["objective"],
-                     "lr": float(r["lr"]), "batch_size": int(r["batch_size"]), "seed": int(r["seed"]),
+                     "lr": float(r["lr"]), "batch_size": int(r["batch_size"]), "epochs": float(r["epochs"]),
+                     "seed": int(r["seed"]), "eval": r["eval"],
                      "n_examples": train.get("n_examples"), "final_loss": _num(train.get("final_loss")),
                      "curve": r["curve"], **_scores(r["eval"])})
     return rows
@@ -155,7 +156,8 @@ def _objectives(run_rows: list[dict], lead=OBJECTIVES) -> list[str]:
 
 def _at_defaults(run_rows: list[dict], defaults: dict) -> list[dict]:
     return [r for r in run_rows if math.isclose(r["lr"], float(defaults["lr"]), rel_tol=1e-9)
-            and r["batch_size"] == int(defaults["batch_size"])]
+            and r["batch_size"] == int(defaults["batch_size"])
+            and math.isclose(r["epochs"], float(defaults["epochs"]), rel_tol=1e-9)]
 
 
 def utility(run_rows: list[dict], defaults: dict) -> dict:
@@ -177,6 +179,10 @@ def _utility_of(util: dict, student: str, rows: list[dict], objective: str) -> l
 def _k_label(records: list[dict]) -> str:
     ks = {r["k"] for r in records if r.get("k") is not None}
     return f"Avg@{ks.pop()}" if len(ks) == 1 else "Avg@k"
+
+
+def _setting(d: dict) -> str:
+    return f"lr {d['lr']:g}, batch size {d['batch_size']}, {d['epochs']:g} epochs"
 
 
 def _fmt(v, spec: str = ".3f", scale: float = 1.0) -> str:
@@ -232,7 +238,7 @@ def streams_frame(stream_rows: list[dict], run_rows: list[dict], base_rows: list
     and one row (no run columns) for a stream that has no runs."""
     benches = sorted({b for r in [*run_rows, *base_rows] for b in r["benchmarks"]})
     schema = {"student": pl.String, "stream": pl.String, "objective": pl.String, "lr": pl.Float64,
-              "batch_size": pl.Int64, "seed": pl.Int64, "n_examples": pl.Int64,
+              "batch_size": pl.Int64, "epochs": pl.Float64, "seed": pl.Int64, "n_examples": pl.Int64,
               "reward_mean": pl.Float64, "reward_ci95_low": pl.Float64, "reward_ci95_high": pl.Float64,
               "ppl": pl.Float64, **{q: pl.Float64 for q in QUARTERS}, "final_loss": pl.Float64,
               "avg_at_k": pl.Float64, **{f"avg_at_k_{b}": pl.Float64 for b in benches}, "rejected": pl.Int64}
@@ -244,13 +250,13 @@ def streams_frame(stream_rows: list[dict], run_rows: list[dict], base_rows: list
                          **{f"avg_at_k_{k}": v for k, v in b["benchmarks"].items()}})
         for s in _student_streams(student, stream_rows, run_rows):
             mine = sorted((r for r in run_rows if r["student"] == student and r["stream"] == s["stream"]),
-                          key=lambda r: (r["objective"], r["lr"], r["batch_size"], r["seed"]))
+                          key=lambda r: (r["objective"], r["lr"], r["batch_size"], r["epochs"], r["seed"]))
             info = {c: s[c] for c in stream_cols}
             if not mine:
                 rows.append({"student": student, "stream": s["stream"], **info})
             for r in mine:
                 rows.append({**{c: r[c] for c in ("student", "stream", "objective", "lr", "batch_size",
-                                                  "seed", "n_examples", "final_loss", "avg_at_k")},
+                                                  "epochs", "seed", "n_examples", "final_loss", "avg_at_k")},
                              **info, **{f"avg_at_k_{k}": v for k, v in r["benchmarks"].items()}})
     df = pl.DataFrame([{c: row.get(c) for c in schema} for row in rows], schema=schema, orient="row")
     # NaN and null both mean "not measured"; one spelling keeps the CSV easy to read back.
@@ -278,7 +284,7 @@ def table1_markdown(stream_rows: list[dict], run_rows: list[dict], base_rows: li
         seeds = sorted({v["seeds"] for (st, _, _), v in util.items() if st == student})
         n = DASH if not seeds else str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
         out.append(f"Reward: mean ± 95% CI half-width of {primary_reward} over the stream's traces. "
-                   f"{k}: mean of {n} seeds at lr {defaults['lr']:g}, batch size {defaults['batch_size']}; "
+                   f"{k}: mean of {n} seeds at {_setting(defaults)}; "
                    f"{DASH} = no run.")
         out.append("")
         reward = [s["reward_mean"] for s in rows]
@@ -309,7 +315,7 @@ def mechanism_markdown(stream_rows: list[dict], run_rows: list[dict], base_rows:
                  *(_fmt(util.get((student, s["stream"], o), {}).get("avg_at_k"), ".2f", 100) for o in objectives)]
                 for s in rows]
         out += [f"## {student}", "", _md_table(header, body), "",
-                f"{k} at lr {defaults['lr']:g}, batch size {defaults['batch_size']}, mean over seeds.", ""]
+                f"{k} at {_setting(defaults)}, mean over seeds.", ""]
         ppl = [s["ppl"] for s in rows]
         for o in objectives:
             acc = _utility_of(util, student, rows, o)
@@ -387,7 +393,7 @@ def _utility_scatter(path: Path, xkey: str, xlabel: str, title: str, stream_rows
         handles = [Line2D([], [], marker=markers[o], ls="", color="black", label=o.upper()) for o in objectives]
         handles.append(Line2D([], [], ls="--", color="gray", label="base student"))
         ax.legend(handles=handles, fontsize=8, loc="best")
-    fig.suptitle(f"{title} (lr {defaults['lr']:g}, batch {defaults['batch_size']}; bars: seed range)")
+    fig.suptitle(f"{title} ({_setting(defaults)}; bars: seed range)")
     return _save(fig, path)
 
 
@@ -440,7 +446,7 @@ def _training_curves(path: Path, run_rows, defaults, colors) -> Path:
                 ax.legend(fontsize=8)
             else:
                 ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes, color="gray")
-    fig.suptitle(f"Training curves (lr {defaults['lr']:g}, batch {defaults['batch_size']}; thin: seeds, thick: mean)")
+    fig.suptitle(f"Training curves ({_setting(defaults)}; thin: seeds, thick: mean)")
     return _save(fig, path)
 
 
@@ -470,9 +476,10 @@ def build_report(streams: list[dict], runs: list[dict], base: list[dict], primar
     stream_rows = collect_streams(streams, primary_reward)
     run_rows = collect_runs(runs)
     base_rows = collect_base(base)
-    defaults = {"lr": float(table_defaults["lr"]), "batch_size": int(table_defaults["batch_size"])}
+    defaults = {"lr": float(table_defaults["lr"]), "batch_size": int(table_defaults["batch_size"]),
+                "epochs": float(table_defaults["epochs"])}
     if run_rows and not _at_defaults(run_rows, defaults):
-        print(f"warning: no run at the Table 1 setting lr {defaults['lr']:g}, batch {defaults['batch_size']}")
+        print(f"warning: no run at the Table 1 setting {_setting(defaults)}")
     for path in (streams_csv, table1, mechanism):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     streams_frame(stream_rows, run_rows, base_rows).write_csv(streams_csv)

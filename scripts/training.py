@@ -94,7 +94,8 @@ def main(snakemake) -> None:
 
     with logged(snakemake.log[0], snakemake.threads):
         p = snakemake.params
-        hp = {**p.hparams, "lr": float(snakemake.wildcards.lr), "batch_size": int(snakemake.wildcards.batch_size)}
+        w = snakemake.wildcards
+        hp = {**p.hparams, "lr": float(w.lr), "batch_size": int(w.batch_size), "epochs": float(w.epochs)}
         seed = int(snakemake.wildcards.seed)
         student = read_json(snakemake.input.student)
         model, tokenizer = load_student(student, seed=seed)

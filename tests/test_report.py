@@ -13,7 +13,7 @@ from scripts.report import build_report, exact_reverse, spearman
 from scripts.stage import StageError
 
 STUDENT = "qwen2.5-math-1.5b"
-DEFAULTS = {"lr": 5e-5, "batch_size": 256}
+DEFAULTS = {"lr": 5e-5, "batch_size": 256, "epochs": 3}
 BENCHMARKS = ("math500", "aime24")
 # stream -> (reward, ppl, utility under SFT, utility under DFT); DFT exactly reverses reward.
 STREAMS = {
@@ -46,14 +46,15 @@ def _stream(tmp, student: str, stream: str, reward: float, ppl: float) -> dict:
             "adaptation_cost": str(d / "cost.json"), "summary": str(d / "summary.json")}
 
 
-def _run(tmp, student, stream, objective, lr, batch_size, seed, acc) -> dict:
-    d = tmp / student / stream / f"{objective}_{lr}_{batch_size}_{seed}"
+def _run(tmp, student, stream, objective, lr, batch_size, seed, acc, epochs=3) -> dict:
+    d = tmp / student / stream / f"{objective}_{lr}_{batch_size}_{epochs}_{seed}"
     write_json(d / "train.json", {"method": "full", "objective": objective, "seed": seed, "lr": lr,
-                                  "batch_size": batch_size, "n_examples": 100, "steps": 5, "final_loss": 0.5})
+                                  "batch_size": batch_size, "epochs": epochs, "n_examples": 100, "steps": 5,
+                                  "final_loss": 0.5})
     (d / "curve.csv").write_text("step,loss,lr\n" + "".join(f"{s},{1.0 / s + 0.01 * seed},{lr}\n"
                                                           for s in range(1, 6)))
     return {"student": student, "stream": stream, "objective": objective, "lr": lr, "batch_size": batch_size,
-            "seed": seed, "train": str(d / "train.json"), "curve": str(d / "curve.csv"),
+            "epochs": epochs, "seed": seed, "train": str(d / "train.json"), "curve": str(d / "curve.csv"),
             "eval": _scores(d / "eval.json", acc)}
 
 
@@ -102,7 +103,7 @@ def test_spearman_is_undefined_for_a_single_stream():
 
 def test_streams_csv_has_a_row_per_run_plus_a_base_row(report):
     df = pl.read_csv(report["streams_csv"])
-    assert df.columns == ["student", "stream", "objective", "lr", "batch_size", "seed", "n_examples",
+    assert df.columns == ["student", "stream", "objective", "lr", "batch_size", "epochs", "seed", "n_examples",
                           "reward_mean", "reward_ci95_low", "reward_ci95_high", "ppl", "ppl_q1", "ppl_q2",
                           "ppl_q3", "ppl_q4", "final_loss", "avg_at_k", "avg_at_k_aime24", "avg_at_k_math500",
                           "rejected"]

@@ -27,9 +27,10 @@ LARGE = REPO / "tests" / "configs" / "large.yaml"
 # The rules of the GPU stages (tests/configs/gpu.yaml), by the `resources.<stage>` they use;
 # every other rule is a CPU rule of the `light` stage.
 STAGE = {"student": "student", "native_traces": "native_traces", "adaptation_cost": "adaptation_cost",
-         "fine_tune": "training", "evaluate_base": "evaluation", "evaluate_checkpoint": "evaluation"}
+         "fine_tune": "training", "evaluate_base": "evaluation", "evaluate_base_greedy": "evaluation",
+         "evaluate_checkpoint": "evaluation"}
 GPU_RULES = set(STAGE)
-GROUPS = {"evaluation": {"evaluate_base", "evaluate_checkpoint"}}  # profiles/slurm `groups`
+GROUPS = {"evaluation": {"evaluate_base", "evaluate_base_greedy", "evaluate_checkpoint"}}  # profiles/slurm `groups`
 JOB_PREFIX = "qup_test"
 
 pytestmark = pytest.mark.e2e
@@ -325,8 +326,8 @@ def test_localrules_never_reach_slurm(slurm_run):
 
 def test_evaluations_share_slurm_jobs_one_gpu_each(slurm_run):
     groups = [j for j in slurm_run["jobs"].values() if rule_of(j) == "evaluation"]
-    # 1 base + 10 checkpoint evaluations, at most 4 per SLURM job
-    assert 3 <= len(groups) < 11, len(groups)
+    # 2 base + 10 checkpoint evaluations, at most 4 per SLURM job
+    assert 3 <= len(groups) < 12, len(groups)
     for job in groups:
         assert "gpu:1" in job.get("TresPerJob", "") + job.get("TresPerNode", ""), job.get("TresPerJob")
 

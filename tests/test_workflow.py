@@ -64,6 +64,8 @@ def test_full_run_reports_every_stream_and_the_base_student(finished_run):
     for name in ("table1.md", "mechanism.md"):
         text = (report / name).read_text()
         assert all(s in text for s in streams)
+    paradox = (report / "paradox.md").read_text()
+    assert "## Verdict (generated from the numbers below)" in paradox and "greedy" in paradox
     figures = list((report / "figures").glob("*.png"))
     assert len(figures) >= 4 and all(f.stat().st_size > 1000 for f in figures)
 
@@ -87,13 +89,13 @@ def test_a_second_run_has_nothing_to_do(finished_run):
 def test_changing_one_oracle_stream_reruns_only_that_stream_and_its_descendants(finished_run):
     out = snakemake(finished_run, "-n", edit="streams: {oracle_refined: {task: synthesize}}")
     assert planned_jobs(out) == {"stream": 1, "reward_scores": 1, "adaptation_cost": 1, "fine_tune": 2,
-                                 "evaluate_checkpoint": 2, "report": 1, "manifest": 1, "all": 1}
+                                 "evaluate_checkpoint": 2, "report": 1, "paradox": 1, "manifest": 1, "all": 1}
 
 
 def test_changing_a_training_hyperparameter_reruns_training_not_sampling(finished_run):
     out = snakemake(finished_run, "-n", edit="training: {hparams: {warmup_ratio: 0.2}}")
     jobs = planned_jobs(out)
-    assert jobs == {"fine_tune": 10, "evaluate_checkpoint": 10, "report": 1, "manifest": 1, "all": 1}
+    assert jobs == {"fine_tune": 10, "evaluate_checkpoint": 10, "report": 1, "paradox": 1, "manifest": 1, "all": 1}
 
 
 def test_editing_an_imported_helper_reruns_the_stages_that_import_it(finished_run, tmp_path):
@@ -103,7 +105,7 @@ def test_editing_an_imported_helper_reruns_the_stages_that_import_it(finished_ru
     (copy / "scripts" / "reward.py").write_text((copy / "scripts" / "reward.py").read_text() + "\n# edited\n")
     out = subprocess.run([*SNAKEMAKE, "--snakefile", str(copy / "Snakefile"), "--directory", str(finished_run),
                           "--configfile", *CONFIGS, "--cores", "2", "-n"], capture_output=True, text=True)
-    assert planned_jobs(out) == {"reward_scores": 5, "report": 1, "manifest": 1, "all": 1}
+    assert planned_jobs(out) == {"reward_scores": 5, "report": 1, "paradox": 1, "manifest": 1, "all": 1}
 
 
 @pytest.mark.parametrize("edit, key", [
@@ -175,7 +177,7 @@ def test_a_replay_from_the_frozen_archive_reproduces_everything_downstream(finis
     # Everything downstream of one oracle stream (both objectives), to keep the test short;
     # the rest of the DAG replays through the same rules.
     replay = tmp_path_factory.mktemp("replay")
-    run = "tiny/oracle_refined/{}/lr0.0003_bs8_seed0"
+    run = "tiny/oracle_refined/{}/lr0.0003_bs8_ep1_seed0"
     targets = ["results/adaptation_cost/tiny/oracle_refined.json"]
     targets += [f"results/evaluation/{run.format(o)}/scores.json" for o in ("sft", "dft")]
     snakemake(replay, *targets, edit=f"archive: {{replay: {frozen_archive}}}")
