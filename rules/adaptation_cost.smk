@@ -1,4 +1,5 @@
-# Adaptation cost: the student's perplexity on each stream, globally and per quarter.
+# Adaptation cost: the student's one forward pass over each stream -- perplexity (global and per
+# quarter), low-probability token fraction, Rank-Surprisal Ratio, and the token data for drift.
 
 
 rule adaptation_cost:
@@ -8,6 +9,7 @@ rule adaptation_cost:
     output:
         per_trace="results/adaptation_cost/{student}/{stream}.jsonl",
         summary="results/adaptation_cost/{student}/{stream}.json",
+        tokens="results/adaptation_cost/{student}/{stream}.tokens.npz",
     log:
         "results/logs/adaptation_cost/{student}/{stream}.log",
     conda:
@@ -18,7 +20,9 @@ rule adaptation_cost:
         mem_mb=by_attempt("adaptation_cost", "mem_mb"),
         runtime=by_attempt("adaptation_cost", "runtime"),
     params:
-        spec=config["adaptation_cost"],
+        batch_size=config["adaptation_cost"]["batch_size"],
+        low_prob_threshold=config["adaptation_cost"]["low_prob_threshold"],
+        rank_clip=config["adaptation_cost"]["rank_clip"],
         code=code("adaptation_cost.py"),
     script:
         "../scripts/adaptation_cost.py"

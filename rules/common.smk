@@ -215,7 +215,9 @@ def table_defaults():
             if rep["table_batch_size"] is not None
             else t["batch_size"][0]
         ),
-        "epochs": rep["table_epochs"] if rep["table_epochs"] is not None else t["epochs"][0],
+        "epochs": (
+            rep["table_epochs"] if rep["table_epochs"] is not None else t["epochs"][0]
+        ),
     }
 
 
@@ -226,5 +228,6 @@ def report_outputs():
         "results/report/mechanism.md",
         "results/report/figures",
         "results/report/paradox.md",
+        *expand("results/drift/{student}/drift.md", student=STUDENTS),
         "results/report/manifest.json",
     ]

@@ -69,11 +69,7 @@ rule paradox:
 
 rule manifest:
     input:
-        report=[
-            "results/report/streams.csv",
-            "results/report/table1.md",
-            "results/report/paradox.md",
-        ],
+        report=[p for p in report_outputs() if not p.endswith("manifest.json")],
         students=expand("results/student/{student}/student.json", student=STUDENTS),
         problems=["results/problems/pool.jsonl", *benchmark_files()],
     output:

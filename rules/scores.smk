@@ -1,4 +1,5 @@
-# Perceived quality: each reward model's score of every trace of a stream.
+# Perceived quality: each reward model's score of every trace of a stream (the built-in process
+# reward, or a learned reward model through transformers: scripts/reward_models.py).
 
 
 rule reward_scores:
@@ -12,15 +13,16 @@ rule reward_scores:
     log:
         "results/logs/scores/{student}/{stream}/{reward}.log",
     conda:
-        "../envs/data.yaml"
+        "../envs/training.yaml"
     threads: 1
     resources:
-        gpu=res("light", "gpu"),
-        mem_mb=by_attempt("light", "mem_mb"),
-        runtime=by_attempt("light", "runtime"),
+        gpu=res("reward", "gpu"),
+        mem_mb=by_attempt("reward", "mem_mb"),
+        runtime=by_attempt("reward", "runtime"),
     params:
         spec=reward_spec,
         replay=REPLAY,
         code=code("reward.py"),
+        models_code=code("reward_models.py"),
     script:
         "../scripts/reward.py"

@@ -1,5 +1,7 @@
 """Perceived quality: a reward per trace, behind one interface:
-``reward_model(spec).score(items) -> list[float]`` with items ``{problem, answer, trace, graph}``.
+``reward_model(spec, name).score(items) -> list[float]`` with items ``{id, problem, answer, trace,
+graph}``. A backend may also expose ``details`` (one dict per item, written next to its reward)
+and ``info`` (written into the stream's summary).
 
 Backends: ``builtin`` -- a *process reward* for the embedded organism. It is not a learned
 reward model: it checks every equation the trace states against the problem's computation
@@ -8,11 +10,18 @@ the final boxed answer against the reference, and returns
 
     reward = (step precision + final-answer correctness) / 2        in [0, 1]
 
-so a trace with a slip in one step scores below a fully repaired one. Learned reward models
-(sequence classifiers, Qwen2.5-Math-RM) register themselves in ``BACKENDS`` the same way.
+so a trace with a slip in one step scores below a fully repaired one.
+
+Learned reward models (``scripts.reward_models``, loaded only when a config names one):
+``sequence_classifier`` (Skywork-Reward style), ``outcome_reward`` (Qwen2.5-Math-RM style) and
+``process_reward`` (Qwen2.5-Math-PRM style). A run scores every stream with every reward model
+under ``rewards``; each gets its own scores and summary (mean with a 95% interval, tokens scored,
+traces truncated). Throughput (tokens per second) goes to the job's log, not to the summary,
+which stays byte-identical between runs.
 """
 
 
+import importlib
 import math
 import statistics
 
@@ -24,8 +33,8 @@ from scripts.verification import last_boxed
 
 
 class ProcessReward:
-    def __init__(self, spec: dict):
-        self.spec = spec
+    def __init__(self, spec: dict, name: str = "process"):
+        self.spec, self.name = spec, name
 
     def score(self, items: list[dict]) -> list[float]:
         out = []
@@ -40,17 +49,36 @@ class ProcessReward:
         return out
 
 
+# Learned backends by the module that implements them, imported only when a config names one:
+# torch + transformers take seconds to load, and modules that need only the built-in reward or
+# mean_ci95 (e.g. in the data env, which has no torch) stay free of them. (The reward_scores
+# rule hashes scripts/reward_models.py into its params itself, since this import is dynamic.)
 BACKENDS = {"builtin": ProcessReward}
+LEARNED = {"sequence_classifier": "scripts.reward_models", "outcome_reward": "scripts.reward_models",
+           "process_reward": "scripts.reward_models"}
 
 
-def reward_model(spec: dict):
-    if spec["backend"] not in BACKENDS:
-        raise ValueError(f"unknown reward backend {spec['backend']!r}; available: {sorted(BACKENDS)}")
-    return BACKENDS[spec["backend"]](spec)
+def reward_model(spec: dict, name: str = "reward"):
+    backend = spec.get("backend")
+    if backend in BACKENDS:
+        return BACKENDS[backend](spec, name)
+    if backend in LEARNED:
+        return importlib.import_module(LEARNED[backend]).BACKENDS[backend](spec, name)
+    raise StageError(f"rewards.{name}.backend: unknown reward backend {backend!r}; "
+                     f"available: {sorted([*BACKENDS, *LEARNED])}")
 
 
 def mean_ci95(values: list[float]) -> dict:
-    """Mean with a normal-approximation 95% interval."""
+    """Mean with a normal-approximation 95% interval (of the finite values; ``unscored`` counts
+    the others, e.g. a process reward of a trace whose steps were all truncated away)."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    out = _mean_ci95(finite)
+    if len(finite) < len(values):
+        out["unscored"] = len(values) - len(finite)
+    return out
+
+
+def _mean_ci95(values: list[float]) -> dict:
     n = len(values)
     mean = statistics.fmean(values) if n else math.nan
     half = 1.96 * statistics.stdev(values) / math.sqrt(n) if n > 1 else math.nan
@@ -64,12 +92,25 @@ def main(snakemake) -> None:
         graphs = {s["id"]: s.get("graph") for s in read_jsonl(snakemake.input.solvable)}
         stream = read_jsonl(snakemake.input.stream)
         items = [{**r, "graph": graphs.get(r["id"])} for r in stream]
-        scores = reward_model(snakemake.params.spec).score(items)
-        write_jsonl(snakemake.output.scores, [{"id": r["id"], "reward": s} for r, s in zip(stream, scores)])
-        summary = {"stream": snakemake.wildcards.stream, "reward_model": snakemake.wildcards.reward,
-                   **mean_ci95(scores)}
+        name = snakemake.wildcards.reward
+        rm = reward_model(snakemake.params.spec, name)
+        scores = rm.score(items)
+        details = getattr(rm, "details", None) or [{} for _ in scores]
+        write_jsonl(snakemake.output.scores, [{**d, "id": r["id"], "reward": _finite_or_none(s)}
+                                              for r, s, d in zip(stream, scores, details)])
+        info = dict(getattr(rm, "info", {}))
+        timing = {k: info.pop(k) for k in ("seconds", "tokens_per_s") if k in info}  # varies run to run
+        summary = {"stream": snakemake.wildcards.stream, "reward_model": name,
+                   "backend": snakemake.params.spec["backend"], **info, **mean_ci95(scores)}
         write_json(snakemake.output.summary, summary)
         print(summary)
+        if timing:
+            print(f"throughput: {timing['tokens_per_s']:.1f} tokens/s ({info['tokens']} tokens in "
+                  f"{timing['seconds']:.2f} s, batch size {snakemake.params.spec['batch_size']})")
+
+
+def _finite_or_none(x: float):
+    return x if x is not None and math.isfinite(x) else None
 
 
 if __name__ == "__main__":

@@ -44,3 +44,67 @@ def test_bootstrap_interval_brackets_the_mean():
     low, high = bootstrap_ci95(x)
     assert low <= np.mean(x) <= high and low < high
     assert bootstrap_ci95([0.5] * 5) == (0.5, 0.5)
+
+
+# -- learner compatibility from the same forward pass (appended with the drift analyses) ---------
+PROMPTS = ["Problem: Tom has 3 coins.\nSolution:\n", "Problem: Ana has 12 shells. She loses 5 shells.\nSolution:\n",
+           "Problem: Li has 4 cups.\nSolution:\n"]
+COMPLETIONS = ["Tom starts with 3 coins.", "Ana starts with 12 shells.\nShe loses 5, so 12 - 5 = 7.",
+               "Li starts with \\(4\\) cups. The answer is \\(\\boxed{4}\\)."]
+
+
+def test_ranks_and_low_probability_tokens_equal_a_direct_forward_pass(tiny_student):
+    from scripts.adaptation_cost import completion_tokens, low_prob_count, rank_surprisal_ratio
+
+    model, tok = load_student(tiny_student)
+    model.eval()
+    traces = completion_tokens(model, tok, PROMPTS, COMPLETIONS, batch_size=2)
+    one_by_one = completion_tokens(model, tok, PROMPTS, COMPLETIONS, batch_size=1)
+    for p, c, t, u in zip(PROMPTS, COMPLETIONS, traces, one_by_one):
+        ids = tok(p + c)["input_ids"]
+        n = len(ids) - len(tok(p)["input_ids"])
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0, -n - 1:-1]
+        probs = torch.softmax(logits, -1)
+        target = torch.tensor(ids[-n:])
+        order = torch.argsort(logits, dim=-1, descending=True)
+        rank = (order == target[:, None]).float().argmax(-1) + 1  # 1 = the student's top choice
+        assert t.ids.tolist() == ids[-n:]
+        assert t.rank.tolist() == rank.tolist() == u.rank.tolist()
+        assert np.allclose(t.nll, u.nll, atol=1e-5)
+        p_target = probs[torch.arange(n), target]
+        assert low_prob_count(t.nll, 0.1) == int((p_target < 0.1).sum())
+        clipped = np.minimum(rank.numpy(), 3)
+        assert rank_surprisal_ratio(t.rank, t.nll, 3) == pytest.approx(clipped.sum() / t.nll.sum())
+    assert max(t.rank.max() for t in traces) > 3  # the clip above was exercised
+
+
+def test_stream_rsr_is_mean_clipped_rank_over_mean_surprisal_across_traces():
+    from scripts.adaptation_cost import TraceTokens, learner_compatibility
+
+    a = TraceTokens(ids=np.array([1, 2]), nll=np.array([0.1, 3.0]), rank=np.array([1, 500]))
+    b = TraceTokens(ids=np.array([3, 4, 5, 6]), nll=np.array([1.0, 1.0, 1.0, 1.0]), rank=np.array([2, 2, 2, 2]))
+    s = learner_compatibility([a, b], threshold=0.1, clip=100)
+    assert s["mean_clipped_rank"] == pytest.approx(((1 + 100) / 2 + 2) / 2)
+    assert s["mean_surprisal"] == pytest.approx((3.1 / 2 + 1.0) / 2)
+    assert s["rsr"] == pytest.approx(s["mean_clipped_rank"] / s["mean_surprisal"])
+    assert s["rsr_mean_per_trace"] == pytest.approx((101 / 3.1 + 8 / 4) / 2)
+    # p < 0.1 means NLL > ln 10 = 2.303: one token of six
+    assert s["low_prob_fraction"] == pytest.approx(1 / 6) and s["low_prob_fraction_mean_per_trace"] == pytest.approx(0.25)
+
+
+def test_token_data_keeps_each_traces_first_quarter_and_counts_every_token(tiny_student):
+    from scripts.adaptation_cost import completion_tokens, token_data
+
+    model, tok = load_student(tiny_student)
+    model.eval()
+    traces = completion_tokens(model, tok, PROMPTS, COMPLETIONS)
+    data = token_data(traces, tok)
+    for i, t in enumerate(traces):
+        lo, hi = data["q1_offsets"][i], data["q1_offsets"][i + 1]
+        first = np.array_split(t.ids, 4)[0]
+        assert data["q1_token_ids"][lo:hi].tolist() == first.tolist()
+        assert np.allclose(data["q1_nll"][lo:hi], t.nll[:len(first)], atol=1e-6)
+    assert data["vocab_counts"].sum() == sum(len(t.ids) for t in traces) == data["tokens_per_trace"].sum()
+    text = dict(zip(data["vocab_ids"].tolist(), data["vocab_text"].tolist()))
+    assert "".join(text[i] for i in traces[0].ids.tolist()) == COMPLETIONS[0]

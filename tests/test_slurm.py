@@ -27,7 +27,7 @@ LARGE = REPO / "tests" / "configs" / "large.yaml"
 # The rules of the GPU stages (tests/configs/gpu.yaml), by the `resources.<stage>` they use;
 # every other rule is a CPU rule of the `light` stage.
 STAGE = {"student": "student", "native_traces": "native_traces", "adaptation_cost": "adaptation_cost",
-         "fine_tune": "training", "evaluate_base": "evaluation", "evaluate_base_greedy": "evaluation",
+         "fine_tune": "training", "reward_scores": "reward", "evaluate_base": "evaluation", "evaluate_base_greedy": "evaluation",
          "evaluate_checkpoint": "evaluation"}
 GPU_RULES = set(STAGE)
 GROUPS = {"evaluation": {"evaluate_base", "evaluate_base_greedy", "evaluate_checkpoint"}}  # profiles/slurm `groups`
@@ -143,7 +143,8 @@ def test_resources_grow_with_each_attempt():
 
 
 SIZES = {"student": (1, 11000, 110), "native_traces": (1, 12000, 120), "adaptation_cost": (1, 13000, 130),
-         "training": (2, 14000, 140), "evaluation": (1, 15000, 150), "light": (0, 1500, 15)}
+         "training": (2, 14000, 140), "evaluation": (1, 15000, 150), "reward": (1, 16000, 160),
+         "light": (0, 1500, 15)}
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +173,7 @@ def test_dry_run_with_the_slurm_profile_resolves_each_gpu_rule_to_its_stages_res
 
 def test_dry_run_with_the_slurm_profile_gives_cpu_rules_no_gpu(slurm_dry_run):
     cpu = [(rule, res) for rule, res in slurm_dry_run["jobs"] if rule not in GPU_RULES]
-    assert {"rejection_sampling", "stream", "reward_scores", "report"} <= {rule for rule, _ in cpu}
+    assert {"rejection_sampling", "stream", "report"} <= {rule for rule, _ in cpu}
     assert not [rule for rule, res in cpu if int(res.get("gpu", 0)) or "gres" in res]
 
 
