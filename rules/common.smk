@@ -23,6 +23,7 @@ study_config.check(config)
 REPLAY = config["archive"]["replay"]
 STUDENTS = list(config["students"])
 STREAMS = list(config["streams"])
+ORACLE_STREAMS = [s for s, v in config["streams"].items() if v["kind"] == "oracle"]
 BENCHMARKS = list(config["problems"]["benchmarks"])
 REWARDS = list(config["rewards"])
 RUN = "{student}/{stream}/{objective}/lr{lr}_bs{batch_size}_ep{epochs}_seed{seed}"
@@ -85,6 +86,11 @@ def frozen_paths():
                 for r in REWARDS
                 for ext in ("jsonl", "json")
             ]
+        paths += [
+            f"results/retention/{st}/{s}.{ext}"
+            for s in ORACLE_STREAMS
+            for ext in ("jsonl", "json")
+        ]
     return paths
 
 
@@ -132,6 +138,9 @@ def report_streams():
             "reward": {r: f"results/scores/{st}/{s}/{r}.json" for r in REWARDS},
             "adaptation_cost": f"results/adaptation_cost/{st}/{s}.json",
             "summary": f"results/streams/{st}/{s}.summary.json",
+            "retention": (
+                f"results/retention/{st}/{s}.json" if s in ORACLE_STREAMS else None
+            ),
         }
         for st in STUDENTS
         for s in STREAMS
@@ -172,6 +181,11 @@ def paradox_fidelity():
                 s: {
                     "stream": f"results/streams/{st}/{s}.jsonl",
                     "rejected": f"results/streams/{st}/{s}.rejected.jsonl",
+                    "retention": (
+                        f"results/retention/{st}/{s}.json"
+                        if s in ORACLE_STREAMS
+                        else None
+                    ),
                 }
                 for s in STREAMS
             },
@@ -184,7 +198,7 @@ def paradox_inputs(wildcards=None):
     files = [r["samples"] for r in paradox_runs()]
     for f in paradox_fidelity().values():
         files += [f["base_sampled"], f["base_greedy"], f["solvable"]]
-        files += [p for s in f["streams"].values() for p in s.values()]
+        files += [p for s in f["streams"].values() for p in s.values() if p]
     for s in report_streams():
         files += [*s["reward"].values(), s["adaptation_cost"]]
     return files
@@ -201,6 +215,7 @@ def report_inputs(wildcards=None):
     files = [b["eval"] for b in report_base()]
     for s in report_streams():
         files += [*s["reward"].values(), s["adaptation_cost"], s["summary"]]
+        files += [s["retention"]] if s["retention"] else []
     for r in report_runs():
         files += [r["train"], r["curve"], r["eval"]]
     return files
@@ -229,5 +244,10 @@ def report_outputs():
         "results/report/figures",
         "results/report/paradox.md",
         *expand("results/drift/{student}/drift.md", student=STUDENTS),
+        *expand(
+            "results/retention/{student}/{stream}.json",
+            student=STUDENTS,
+            stream=ORACLE_STREAMS,
+        ),
         "results/report/manifest.json",
     ]

@@ -1,10 +1,14 @@
 # Data streams over the solvable set: SLM-RFT, reference solutions and the oracle streams.
 
 
+include: "oracles.smk"
+
+
 rule stream:
     input:
         archived=archived,
         solvable="results/rejection_sampling/{student}/solvable.jsonl",
+        prompt=oracle_prompt,
     output:
         stream="results/streams/{student}/{stream}.jsonl",
         rejected="results/streams/{student}/{stream}.rejected.jsonl",
@@ -22,6 +26,7 @@ rule stream:
     params:
         spec=stream_spec,
         oracle=oracle_spec,
+        oracle_cache=oracle_cache,
         timeout_s=config["rejection_sampling"]["timeout_s"],
         replay=REPLAY,
         code=code("streams.py"),

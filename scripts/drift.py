@@ -23,11 +23,11 @@ Tokens are shown with visible whitespace: ``␣`` a space, ``↵`` a newline, ``
 
 
 import math
-import statistics
 from pathlib import Path
 
 import numpy as np
 
+from scripts.intervals import mean_ci95
 from scripts.records import read_json, read_jsonl
 from scripts.stage import StageError, logged
 
@@ -48,16 +48,6 @@ def vocab_text(streams: dict[str, dict]) -> dict[int, str]:
     for s in streams.values():
         out.update(zip(s["vocab_ids"].tolist(), s["vocab_text"].tolist()))
     return out
-
-
-def mean_ci95(values: list[float]) -> tuple[float, float, float]:
-    """Mean with a normal-approximation 95% interval (NaN bounds for fewer than two values)."""
-    values = [v for v in values if v is not None and math.isfinite(v)]
-    if not values:
-        return math.nan, math.nan, math.nan
-    mean = statistics.fmean(values)
-    half = 1.96 * statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
-    return mean, mean - half, mean + half
 
 
 # -- the analyses ---------------------------------------------------------------------------------
@@ -142,6 +132,10 @@ def frequency_shift(streams: dict[str, dict], reference: str, top: int):
     return pl.DataFrame(summary, schema=summary_schema), pl.DataFrame(shifts, schema=shift_schema)
 
 
+def _triple(c: dict) -> tuple[float, float, float]:
+    return c["mean"], c["ci95_low"], c["ci95_high"]
+
+
 def learner_compatibility(streams: dict[str, dict]):
     """Per stream: PPL, low-probability token fraction and RSR, with per-trace 95% intervals."""
     import polars as pl
@@ -149,8 +143,8 @@ def learner_compatibility(streams: dict[str, dict]):
     rows = []
     for name, s in streams.items():
         sm, traces = s["summary"], [t for t in s["per_trace"] if t["tokens"]]
-        low = mean_ci95([t["low_prob"] / t["tokens"] for t in traces])
-        rsr = mean_ci95([t["rsr"] for t in traces])
+        low = _triple(mean_ci95([t["low_prob"] / t["tokens"] for t in traces]))
+        rsr = _triple(mean_ci95([t["rsr"] for t in traces]))
         rows.append({"stream": name, "traces": sm["traces"], "tokens": sm["tokens"], "ppl": sm["ppl"],
                      "ppl_q1": sm["ppl_q1"], "low_prob_threshold": sm["low_prob_threshold"],
                      "low_prob_fraction": sm["low_prob_fraction"], "low_prob_per_trace": low[0],

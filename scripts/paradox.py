@@ -22,7 +22,6 @@ The verdict section is generated from these numbers, so it stays true when they 
 """
 
 
-import difflib
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -155,26 +154,22 @@ def analyse(runs: list[dict], streams: dict[str, dict[str, dict]], rounds: int =
 def fidelity(student: str, base_sampled: str, base_greedy: str, stream_files: dict[str, dict],
              solvable: str, timeout_s: int = 3, workers: int = 1) -> dict:
     """Checks that the organism is what it claims to be; every kept trace is verified again
-    against its reference answer with math-verify."""
+    against its reference answer with math-verify. Edit similarity to the source trace comes
+    from the retention stage (oracle streams)."""
     solvable_ids = {r["id"] for r in read_jsonl(solvable)}
     out = {"base_sampled": read_json(base_sampled)["avg_at_k"], "base_greedy": read_json(base_greedy)["avg_at_k"],
            "streams": {}}
     for name, f in stream_files.items():
         kept, rejected = read_jsonl(f["stream"]), read_jsonl(f["rejected"])
         ids = {r["id"] for r in kept} | {r["id"] for r in rejected}
-        sims = [edit_similarity(r["source_trace"], r["trace"]) for r in kept if r.get("source_trace")]
         verdicts = verify_answers([(r["answer"], r["trace"]) for r in kept], timeout_s, workers,
                                   desc=f"verifying {name}")
         out["streams"][name] = {
             "kept": len(kept), "rejected": len(rejected), "covers_solvable_set": ids == solvable_ids,
             "kept_verified": sum(v.correct for v in verdicts),
-            "edit_similarity": float(np.mean(sims)) if sims else math.nan}
+            "edit_similarity": (read_json(f["retention"])["edit_similarity"]["mean"] if f.get("retention")
+                                else math.nan)}
     return out
-
-
-def edit_similarity(source: str, rewrite: str) -> float:
-    """difflib's character-level similarity ratio (autojunk off: it would junk digits)."""
-    return difflib.SequenceMatcher(None, source, rewrite, autojunk=False).ratio()
 
 
 # --- writing -----------------------------------------------------------------------------

@@ -80,6 +80,8 @@ def normalise(name: str, spec: dict, rows: list[dict]) -> list[dict]:
         problem = row.get(cols["problem"])
         solution = row.get(cols["solution"]) if cols.get("solution") else None
         answer = row.get(cols["answer"]) if cols.get("answer") else last_boxed(solution or "")
+        if isinstance(answer, (list, tuple)):  # e.g. OlympiadBench's final_answer: ["$3$"]
+            answer = ", ".join(str(a).strip().strip("$").strip() for a in answer)
         if not problem or answer is None or str(answer).strip() == "":
             dropped += 1  # e.g. a NuminaMath solution without a boxed answer
             continue

@@ -109,7 +109,10 @@ def collect_streams(streams: list[dict], primary_reward: str) -> list[dict]:
                      "reward_ci95_high": _num(reward.get("ci95_high")),
                      "ppl": _num(cost.get("ppl")),
                      **{q: _num(cost.get(q)) for q in QUARTERS},
-                     "rejected": summary.get("rejected")})
+                     "rejected": summary.get("rejected"), "kept": summary.get("kept"),
+                     "rejected_reasons": summary.get("rejected_reasons") or {},
+                     "oracle_usage": summary.get("oracle"),
+                     "retention": read_json(s["retention"]) if s.get("retention") else None})
     return rows
 
 
@@ -327,7 +330,39 @@ def mechanism_markdown(stream_rows: list[dict], run_rows: list[dict], base_rows:
                    else "yes" if all(holds) else
                    "no (differs in " + ", ".join(f"Q{i + 1}" for i, h in enumerate(holds) if not h) + ")")
         out += [f"- The global PPL ordering of streams holds in every quarter Q1–Q4: {verdict}.", ""]
+        out += oracle_streams_markdown([s for s in stream_rows if s["student"] == student])
     return "\n".join(out)
+
+
+def _reason_counts(reasons: dict) -> tuple[int, int, int]:
+    """(no boxed answer, answer does not verify, other) among a stream's rejections."""
+    boxed = sum(n for r, n in reasons.items() if r.startswith("no boxed answer"))
+    wrong = sum(n for r, n in reasons.items() if r.startswith("answer does not verify"))
+    return boxed, wrong, sum(reasons.values()) - boxed - wrong
+
+
+def oracle_streams_markdown(rows: list[dict]) -> list[str]:
+    """The oracle streams: what the oracle was asked and cost, what was kept out and why, and
+    how much of the source trace each rewrite retains."""
+    rows = [s for s in rows if s.get("oracle_usage") is not None or s.get("retention") is not None]
+    if not rows:
+        return []
+    header = ["Stream", "Kept", "Rejected: no boxed answer", "Rejected: answer does not verify", "Rejected: other",
+              "Requests sent", "Cached", "Failed", "Prompt tokens", "Completion tokens", "Est. cost (USD)",
+              "Judge retention (1–5)", "Edit similarity"]
+    body = []
+    for s in rows:
+        u, r = s.get("oracle_usage") or {}, s.get("retention") or {}
+        judge, sim = r.get("judge_score") or {}, r.get("edit_similarity") or {}
+        body.append([s["stream"], str(s.get("kept") or 0), *map(str, _reason_counts(s["rejected_reasons"])),
+                     *(str(u.get(key, DASH)) for key in ("requests_sent", "cached", "failed", "prompt_tokens",
+                                                          "completion_tokens")),
+                     _fmt(u.get("estimated_cost"), ".2f") if u else DASH,
+                     _fmt(judge.get("mean"), ".2f"), _fmt(sim.get("mean"), ".3f")])
+    return ["### Oracle streams: requests, cost, rejections, retention", "", _md_table(header, body), "",
+            "Requests and tokens count every request of the stream's job (cached answers cost nothing again); "
+            "the built-in oracle sends none. Retention: the stream's oracle as judge (1–5, formatting ignored) "
+            "and difflib edit similarity to the student's source trace.", ""]
 
 
 # --- figures ----------------------------------------------------------------------------

@@ -23,10 +23,10 @@ which stays byte-identical between runs.
 
 import importlib
 import math
-import statistics
 
 from scripts import word_problems as wp
 from scripts.archive import replayed
+from scripts.intervals import mean_ci95
 from scripts.records import read_jsonl, write_json, write_jsonl
 from scripts.stage import StageError, logged
 from scripts.verification import last_boxed
@@ -50,8 +50,7 @@ class ProcessReward:
 
 
 # Learned backends by the module that implements them, imported only when a config names one:
-# torch + transformers take seconds to load, and modules that need only the built-in reward or
-# mean_ci95 (e.g. in the data env, which has no torch) stay free of them. (The reward_scores
+# torch + transformers take seconds to load, and the built-in reward needs neither. (The reward_scores
 # rule hashes scripts/reward_models.py into its params itself, since this import is dynamic.)
 BACKENDS = {"builtin": ProcessReward}
 LEARNED = {"sequence_classifier": "scripts.reward_models", "outcome_reward": "scripts.reward_models",
@@ -66,23 +65,6 @@ def reward_model(spec: dict, name: str = "reward"):
         return importlib.import_module(LEARNED[backend]).BACKENDS[backend](spec, name)
     raise StageError(f"rewards.{name}.backend: unknown reward backend {backend!r}; "
                      f"available: {sorted([*BACKENDS, *LEARNED])}")
-
-
-def mean_ci95(values: list[float]) -> dict:
-    """Mean with a normal-approximation 95% interval (of the finite values; ``unscored`` counts
-    the others, e.g. a process reward of a trace whose steps were all truncated away)."""
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    out = _mean_ci95(finite)
-    if len(finite) < len(values):
-        out["unscored"] = len(values) - len(finite)
-    return out
-
-
-def _mean_ci95(values: list[float]) -> dict:
-    n = len(values)
-    mean = statistics.fmean(values) if n else math.nan
-    half = 1.96 * statistics.stdev(values) / math.sqrt(n) if n > 1 else math.nan
-    return {"mean": mean, "ci95_low": mean - half, "ci95_high": mean + half, "n": n}
 
 
 def main(snakemake) -> None:

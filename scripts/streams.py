@@ -5,8 +5,11 @@
 - oracle streams (``oracle_refined``, ``oracle_synthesized``, ``style_aligned``, ...): an
   oracle task applied to each kept trace.
 
-An oracle output whose final boxed answer does not verify against the reference is kept out
-of the stream with its reason (``<stream>.rejected.jsonl``), and the report counts them.
+An oracle output without a final boxed answer, or whose answer does not verify against the
+reference, is kept out of the stream with its reason (``<stream>.rejected.jsonl``), and the
+report counts them. An oracle stream's summary also says what the oracle was sent and what it
+cost (``oracle``: requests sent, answers from the cache, failures with reasons, tokens,
+estimated cost); the oracle's finished requests are cached per item across runs.
 """
 
 
@@ -20,9 +23,11 @@ from scripts.verification import verify_answers
 
 
 def build_stream(name: str, spec: dict, solvable: list[dict], oracle_spec: dict | None,
-                 timeout_s: int, workers: int) -> tuple[list[dict], list[dict]]:
-    """(kept records, rejected records) of one stream."""
+                 timeout_s: int, workers: int,
+                 oracle_cache: str | None = None) -> tuple[list[dict], list[dict], dict | None]:
+    """(kept records, rejected records, the oracle's usage or None) of one stream."""
     kind = spec["kind"]
+    usage = None
     if kind == "slm_rft":
         traces = [(s, s["trace"], 0) for s in solvable]
         rejected = []
@@ -31,7 +36,9 @@ def build_stream(name: str, spec: dict, solvable: list[dict], oracle_spec: dict 
         rejected = [{"id": s["id"], "reason": "no reference solution"} for s in solvable
                     if not s.get("reference_solution")]
     elif kind == "oracle":
-        outputs = oracle(oracle_spec).run(spec["task"], solvable)
+        backend = oracle(oracle_spec, oracle_cache)
+        outputs = backend.run(spec["task"], solvable)
+        usage = backend.usage()
         traces = [(s, o.trace, o.edits) for s, o in zip(solvable, outputs) if o.trace is not None]
         rejected = [{"id": s["id"], "reason": o.reason} for s, o in zip(solvable, outputs) if o.trace is None]
         verdicts = verify_answers([(s["answer"], t) for s, t, _ in traces], timeout_s, workers,
@@ -43,7 +50,7 @@ def build_stream(name: str, spec: dict, solvable: list[dict], oracle_spec: dict 
         raise StageError(f"stream {name}: unknown kind {kind!r}")
     kept = [{"id": s["id"], "problem": s["problem"], "answer": s["answer"], "trace": t,
              "source_trace": s["trace"], "edits": e, "stream": name} for s, t, e in traces]
-    return kept, rejected
+    return kept, rejected, usage
 
 
 def main(snakemake) -> None:
@@ -52,15 +59,18 @@ def main(snakemake) -> None:
             return
         p = snakemake.params
         name = snakemake.wildcards.stream
-        kept, rejected = build_stream(name, p.spec, read_jsonl(snakemake.input.solvable), p.oracle,
-                                      p.timeout_s, snakemake.threads)
+        kept, rejected, usage = build_stream(name, p.spec, read_jsonl(snakemake.input.solvable), p.oracle,
+                                             p.timeout_s, snakemake.threads, p.oracle_cache)
+        if usage:
+            print(f"oracle: {usage}")
         if not kept:
             raise StageError(f"stream {name} is empty: {Counter(r['reason'] for r in rejected).most_common(3)}")
         write_jsonl(snakemake.output.stream, kept)
         write_jsonl(snakemake.output.rejected, rejected)
         write_json(snakemake.output.summary, {"stream": name, "kept": len(kept), "rejected": len(rejected),
                                               "rejected_reasons": dict(Counter(r["reason"] for r in rejected)),
-                                              "edited_spans": sum(r["edits"] for r in kept)})
+                                              "edited_spans": sum(r["edits"] for r in kept),
+                                              "oracle": usage})
         print(f"{name}: {len(kept)} traces kept, {len(rejected)} rejected")
 
 

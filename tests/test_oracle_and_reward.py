@@ -3,7 +3,8 @@ import random
 
 from scripts import word_problems as wp
 from scripts.oracle import oracle
-from scripts.reward import mean_ci95, reward_model
+from scripts.intervals import mean_ci95
+from scripts.reward import reward_model
 
 
 def items(n=30):

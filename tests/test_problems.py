@@ -59,3 +59,13 @@ def test_a_missing_column_is_named_with_the_columns_that_exist(tmp_path):
     f.write_text(json.dumps({"question": "1+1?", "solution": r"\boxed{2}"}) + "\n")
     with pytest.raises(StageError, match="'problem'.*question"):
         load_problem_set("pool", spec(source="file", path=str(f)))
+
+
+def test_an_answer_given_as_a_list_becomes_one_string(tmp_path):
+    # OlympiadBench's final_answer column holds lists such as ["$3$"]
+    f = tmp_path / "olympiad.jsonl"
+    rows = [{"question": "x?", "final_answer": ["$3$"]}, {"question": "y, z?", "final_answer": ["$1$", "$2$"]}]
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cols = {"problem": "question", "solution": None, "answer": "final_answer"}
+    out = load_problem_set("olympiad", spec(source="file", path=str(f), n=0, columns=cols))
+    assert [p["answer"] for p in out] == ["3", "1, 2"]

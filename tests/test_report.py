@@ -162,3 +162,18 @@ def test_miswired_reward_summary_is_a_stage_error(tmp_path):
     streams[0]["reward"]["builtin"] = streams[1]["reward"]["builtin"]
     with pytest.raises(StageError, match="stream"):
         _build(tmp_path, streams, runs, base)
+
+
+def test_oracle_streams_table_counts_rejections_by_cause_and_shows_cost_and_retention():
+    from scripts.report import oracle_streams_markdown
+
+    rows = [{"stream": "oracle_refined", "kept": 90,
+             "rejected_reasons": {"no boxed answer": 4, "no boxed answer (cut off at max_tokens)": 2,
+                                  "answer does not verify (wrong)": 3, "empty response": 1},
+             "oracle_usage": {"requests_sent": 100, "cached": 0, "failed": 1, "prompt_tokens": 50000,
+                              "completion_tokens": 20000, "estimated_cost": 0.4},
+             "retention": {"judge_score": {"mean": 4.5}, "edit_similarity": {"mean": 0.8123}}},
+            {"stream": "slm_rft", "kept": 100, "rejected_reasons": {}, "oracle_usage": None, "retention": None}]
+    text = "\n".join(oracle_streams_markdown(rows))
+    assert "| oracle_refined | 90 | 6 | 3 | 1 | 100 | 0 | 1 | 50000 | 20000 | 0.40 | 4.50 | 0.812 |" in text
+    assert "slm_rft" not in text

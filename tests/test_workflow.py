@@ -88,8 +88,9 @@ def test_a_second_run_has_nothing_to_do(finished_run):
 
 def test_changing_one_oracle_stream_reruns_only_that_stream_and_its_descendants(finished_run):
     out = snakemake(finished_run, "-n", edit="streams: {oracle_refined: {task: synthesize}}")
-    assert planned_jobs(out) == {"stream": 1, "reward_scores": 1, "adaptation_cost": 1, "drift": 1, "fine_tune": 2,
-                                 "evaluate_checkpoint": 2, "report": 1, "paradox": 1, "manifest": 1, "all": 1}
+    assert planned_jobs(out) == {"stream": 1, "retention": 1, "reward_scores": 1, "adaptation_cost": 1, "drift": 1,
+                                 "fine_tune": 2, "evaluate_checkpoint": 2, "report": 1, "paradox": 1, "manifest": 1,
+                                 "all": 1}
 
 
 def test_changing_a_training_hyperparameter_reruns_training_not_sampling(finished_run):

@@ -1,0 +1,32 @@
+# Semantic retention of each rewritten stream: the stream's oracle judges how much of the
+# student's source trace a rewrite keeps (1-5, formatting ignored), next to a cheap edit
+# similarity. The judge's finished requests share the oracle's cache with its stream.
+
+
+rule retention:
+    input:
+        archived=archived,
+        stream="results/streams/{student}/{stream}.jsonl",
+        solvable="results/rejection_sampling/{student}/solvable.jsonl",
+        prompt=judge_prompt,
+    output:
+        scores="results/retention/{student}/{stream}.jsonl",
+        summary="results/retention/{student}/{stream}.json",
+    log:
+        "results/logs/retention/{student}/{stream}.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        gpu=res("light", "gpu"),
+        mem_mb=by_attempt("light", "mem_mb"),
+        runtime=by_attempt("light", "runtime"),
+        oracle_api=oracle_api,
+    params:
+        oracle=oracle_spec,
+        oracle_name=oracle_name,
+        oracle_cache=oracle_cache,
+        replay=REPLAY,
+        code=code("retention.py"),
+    script:
+        "../scripts/retention.py"
