@@ -449,6 +449,32 @@ def _segmented_ppl(path: Path, stream_rows, run_rows, base_rows, colors) -> Path
     return _save(fig, path)
 
 
+def _retention(path: Path, stream_rows, colors) -> Path:
+    """Semantic retention of each rewritten stream: the judge's 1-5 score and edit similarity."""
+    rows = [s for s in stream_rows if s.get("retention")]
+    students = _ordered(s["student"] for s in rows) or ["(no oracle streams)"]
+    fig, axes = _panels(len(students))
+    for ax, student in zip(axes[0], students):
+        for s in (s for s in rows if s["student"] == student):
+            r = s["retention"]
+            judge, sim = r["judge_score"], r["edit_similarity"]
+            ax.errorbar(sim["mean"], judge["mean"], fmt="o", color=colors[s["stream"]], label=s["stream"],
+                        xerr=[[sim["mean"] - sim["ci95_low"]], [sim["ci95_high"] - sim["mean"]]]
+                        if math.isfinite(sim["ci95_low"]) else None,
+                        yerr=[[judge["mean"] - judge["ci95_low"]], [judge["ci95_high"] - judge["mean"]]]
+                        if math.isfinite(judge["ci95_low"]) else None)
+        ax.set_xlabel("edit similarity to the student's source trace")
+        ax.set_ylabel("judge: semantic retention (1-5)")
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0.8, 5.2)
+        ax.set_title(student, fontsize=10)
+        ax.grid(alpha=0.3)
+        if any(s["student"] == student for s in rows):
+            ax.legend(fontsize=8)
+    fig.suptitle("Semantic retention of the rewritten streams (mean ± 95% CI)")
+    return _save(fig, path)
+
+
 def _read_curve(path) -> pl.DataFrame:
     df = pl.read_csv(path, schema_overrides={"step": pl.Float64, "loss": pl.Float64, "lr": pl.Float64})
     return df.select("step", "loss").filter(pl.col("loss").is_finite())
@@ -487,7 +513,7 @@ def _training_curves(path: Path, run_rows, defaults, colors) -> Path:
 
 def plot_figures(stream_rows: list[dict], run_rows: list[dict], base_rows: list[dict], defaults: dict,
                  out_dir, primary_reward: str = "reward") -> list[Path]:
-    """Write the four figures into ``out_dir``; one panel per student, one color per stream."""
+    """Write the figures into ``out_dir``; one panel per student, one color per stream."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     colors = _palette(_ordered([*(s["stream"] for s in stream_rows), *(r["stream"] for r in run_rows)]))
@@ -500,6 +526,7 @@ def plot_figures(stream_rows: list[dict], run_rows: list[dict], base_rows: list[
                          "Adaptation cost vs utility", *common),
         _segmented_ppl(out / "segmented_ppl.png", stream_rows, run_rows, base_rows, colors),
         _training_curves(out / "training_curves.png", run_rows, defaults, colors),
+        _retention(out / "retention.png", stream_rows, colors),
     ]
 
 

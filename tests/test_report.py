@@ -177,3 +177,14 @@ def test_oracle_streams_table_counts_rejections_by_cause_and_shows_cost_and_rete
     text = "\n".join(oracle_streams_markdown(rows))
     assert "| oracle_refined | 90 | 6 | 3 | 1 | 100 | 0 | 1 | 50000 | 20000 | 0.40 | 4.50 | 0.812 |" in text
     assert "slm_rft" not in text
+
+
+def test_retention_figure_plots_each_rewritten_stream(tmp_path):
+    from scripts.report import _retention
+
+    r = {"judge_score": {"mean": 4.5, "ci95_low": 4.3, "ci95_high": 4.7},
+         "edit_similarity": {"mean": 0.8, "ci95_low": 0.78, "ci95_high": 0.82}}
+    rows = [{"student": "tiny", "stream": "style_aligned", "retention": r},
+            {"student": "tiny", "stream": "slm_rft", "retention": None}]
+    path = _retention(tmp_path / "retention.png", rows, {"style_aligned": "C0", "slm_rft": "C1"})
+    assert path.stat().st_size > 1000
