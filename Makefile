@@ -35,7 +35,7 @@ benchmark: $(STAMP)
 benchmark-oracle: $(STAMP) $(VLLM_STAMP)
 	$(VENV)/bin/python benchmarks/oracle_client.py
 
-# The paradox as a function of training budget (sweep.yaml): ~1 hour on 2 cores. The figure
+# The paradox as a function of training budget (sweep.yaml): ~45 min on 2 cores. The figure
 # and the generated verdict are copied to docs/ for the README.
 sweep: $(STAMP)
 	$(VENV)/bin/snakemake --cores 2 --snakefile Snakefile --directory sweep \
