@@ -102,7 +102,8 @@ def test_changing_a_training_hyperparameter_reruns_training_not_sampling(finishe
 def test_editing_an_imported_helper_reruns_the_stages_that_import_it(finished_run, tmp_path):
     # A copy of the workflow whose reward module differs by one comment line.
     copy = tmp_path / "wf"
-    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(".venv", "results", ".snakemake", ".git", "*.pyc"))
+    skip = shutil.ignore_patterns(".venv*", "results", "sweep", ".snakemake", ".git", "*.pyc")
+    shutil.copytree(REPO, copy, ignore=skip)
     (copy / "scripts" / "reward.py").write_text((copy / "scripts" / "reward.py").read_text() + "\n# edited\n")
     out = subprocess.run([*SNAKEMAKE, "--snakefile", str(copy / "Snakefile"), "--directory", str(finished_run),
                           "--configfile", *CONFIGS, "--cores", "2", "-n"], capture_output=True, text=True)
