@@ -36,37 +36,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import vllm_server  # noqa: E402
 from fault_proxy import FaultProxy, ident_of  # noqa: E402
-from scripts import word_problems as wp  # noqa: E402
+from test_oracle_client import KEY_ENV, RUNNER, api_spec, items  # noqa: E402 -- the tests' items and spec
 from scripts.oracle_cache import OracleCache  # noqa: E402
 from scripts.oracle_client import OpenAIOracle  # noqa: E402
 
-KEY_ENV = "QUP_BENCH_ORACLE_KEY"
-PROMPTS = {t: str(REPO / "prompts" / f"{t}.v1.md") for t in ("refine", "synthesize", "style_align", "judge")}
-RUNNER = """
-import json, sys
-from scripts.oracle_client import OpenAIOracle
-spec, its, cache = json.load(open(sys.argv[1]))
-OpenAIOracle(spec, cache).run("refine", its)
-"""
-
-
-def items(n: int, seed: int = 11) -> list[dict]:
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        g = wp.sample_graph(rng, rng.randint(2, 4), 99)
-        out.append({"id": f"b{i}", "problem": wp.problem_text(g), "answer": str(g.answer),
-                    "trace": wp.native_solution(g, random.Random(i), slip=0.2), "graph": g.to_json()})
-    return out
-
 
 def spec(url: str, **kw) -> dict:
-    s = {"backend": "openai", "base_url": url, "model": vllm_server.MODEL_NAME, "api_key_env": KEY_ENV,
-         "temperature": 1.0, "top_p": 1.0, "max_tokens": 8, "seed": None, "extra": {}, "concurrency": 64,
-         "timeout_s": 120, "max_attempts": 4, "backoff_base_s": 0.1, "backoff_max_s": 2.0,
-         "price_per_million_input_tokens": 0.0, "price_per_million_output_tokens": 0.0, "prompts": PROMPTS}
-    s.update(kw)
-    return s
+    """The tests' API oracle spec, with the benchmark's concurrency and patience."""
+    return api_spec(url, **{"max_tokens": 8, "concurrency": 64, "timeout_s": 120, "backoff_base_s": 0.1,
+                            "backoff_max_s": 2.0, **kw})
 
 
 def timed_run(url: str, concurrency: int, its: list[dict]) -> float:

@@ -181,11 +181,6 @@ def paradox_fidelity():
                 s: {
                     "stream": f"results/streams/{st}/{s}.jsonl",
                     "rejected": f"results/streams/{st}/{s}.rejected.jsonl",
-                    "retention": (
-                        f"results/retention/{st}/{s}.json"
-                        if s in ORACLE_STREAMS
-                        else None
-                    ),
                 }
                 for s in STREAMS
             },
@@ -198,10 +193,8 @@ def paradox_inputs(wildcards=None):
     files = [r["samples"] for r in paradox_runs()]
     for f in paradox_fidelity().values():
         files += [f["base_sampled"], f["base_greedy"], f["solvable"]]
-        files += [p for s in f["streams"].values() for p in s.values() if p]
-    for s in report_streams():
-        files += [*s["reward"].values(), s["adaptation_cost"]]
-    return files
+        files += [p for s in f["streams"].values() for p in s.values()]
+    return files + stream_inputs()
 
 
 def report_base():
@@ -211,11 +204,17 @@ def report_base():
     ]
 
 
-def report_inputs(wildcards=None):
-    files = [b["eval"] for b in report_base()]
+def stream_inputs():
+    """Every stream's measured files the report reads (scores, cost, summary, retention)."""
+    files = []
     for s in report_streams():
         files += [*s["reward"].values(), s["adaptation_cost"], s["summary"]]
         files += [s["retention"]] if s["retention"] else []
+    return files
+
+
+def report_inputs(wildcards=None):
+    files = [b["eval"] for b in report_base()] + stream_inputs()
     for r in report_runs():
         files += [r["train"], r["curve"], r["eval"]]
     return files

@@ -29,12 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from scripts.records import read_json, read_jsonl
-from scripts.report import spearman
+from scripts.report import QUARTERS, collect_streams, spearman
 from scripts.stage import logged
 from scripts.verification import verify_answers
 
 SLM_RFT, REFINED, ALIGNED = "slm_rft", "oracle_refined", "style_aligned"
-QUARTERS = ("ppl_q1", "ppl_q2", "ppl_q3", "ppl_q4")
 
 
 # --- utility per run, with a paired bootstrap --------------------------------------------
@@ -151,8 +150,8 @@ def analyse(runs: list[dict], streams: dict[str, dict[str, dict]], rounds: int =
     return out
 
 
-def fidelity(student: str, base_sampled: str, base_greedy: str, stream_files: dict[str, dict],
-             solvable: str, timeout_s: int = 3, workers: int = 1) -> dict:
+def fidelity(base_sampled: str, base_greedy: str, stream_files: dict[str, dict], solvable: str,
+             facts: dict[str, dict], timeout_s: int = 3, workers: int = 1) -> dict:
     """Checks that the organism is what it claims to be; every kept trace is verified again
     against its reference answer with math-verify. Edit similarity to the source trace comes
     from the retention stage (oracle streams)."""
@@ -167,8 +166,8 @@ def fidelity(student: str, base_sampled: str, base_greedy: str, stream_files: di
         out["streams"][name] = {
             "kept": len(kept), "rejected": len(rejected), "covers_solvable_set": ids == solvable_ids,
             "kept_verified": sum(v.correct for v in verdicts),
-            "edit_similarity": (read_json(f["retention"])["edit_similarity"]["mean"] if f.get("retention")
-                                else math.nan)}
+            "edit_similarity": (facts[name]["retention"]["edit_similarity"]["mean"]
+                                if facts.get(name, {}).get("retention") else math.nan)}
     return out
 
 
@@ -328,15 +327,10 @@ def budget_figure(path, settings: list[dict], streams: list[str]) -> None:
 
 
 def stream_facts(streams: list[dict], stream_specs: dict, primary_reward: str) -> dict[str, dict[str, dict]]:
-    """student -> stream -> {kind, reward mean/CI, ppl, ppl_q1..q4}."""
+    """student -> stream -> the report's stream record (reward mean/CI, ppl, ppl_q1..q4) + kind."""
     out: dict[str, dict[str, dict]] = defaultdict(dict)
-    for s in streams:
-        reward = read_json(s["reward"][primary_reward])
-        cost = read_json(s["adaptation_cost"])
-        out[s["student"]][s["stream"]] = {
-            "kind": stream_specs[s["stream"]]["kind"], "reward_mean": reward["mean"],
-            "reward_ci95_low": reward["ci95_low"], "reward_ci95_high": reward["ci95_high"],
-            "ppl": cost["ppl"], **{q: cost[q] for q in QUARTERS}}
+    for row in collect_streams(streams, primary_reward):
+        out[row["student"]][row["stream"]] = {**row, "kind": stream_specs[row["stream"]]["kind"]}
     return dict(out)
 
 
@@ -347,8 +341,8 @@ def main(snakemake) -> None:
         p, o = snakemake.params, snakemake.output
         streams = stream_facts(p.streams, p.stream_specs, p.primary_reward)
         settings = analyse(p.runs, streams, p.rounds, p.seed)
-        checks = {st: fidelity(st, f["base_sampled"], f["base_greedy"], f["streams"], f["solvable"], p.timeout_s,
-                               snakemake.threads) for st, f in p.fidelity.items()}
+        checks = {st: fidelity(f["base_sampled"], f["base_greedy"], f["streams"], f["solvable"], streams[st],
+                               p.timeout_s, snakemake.threads) for st, f in p.fidelity.items()}
         k_label = f"Avg@{p.k}"
         Path(o.markdown).write_text(markdown(settings, streams, checks, k_label, p.rounds), encoding="utf-8")
         names = list(dict.fromkeys(s["stream"] for s in p.runs))

@@ -227,12 +227,8 @@ class SequenceClassifierReward(TransformersReward):
     def load(self, kw):
         from transformers import AutoModelForSequenceClassification
 
-        model = _load(AutoModelForSequenceClassification, self.spec["model"], self.load_kwargs(kw),
-                      self.key("model"))
-        if model.config.num_labels != 1:
-            raise StageError(f"{self.key('model')}: {self.spec['model']!r} has {model.config.num_labels} labels; a "
-                             f"sequence_classifier reward model has one (its logit is the reward)")
-        return self.place(model)
+        return _load_labelled(self, AutoModelForSequenceClassification, kw, 1,
+                              "a sequence_classifier reward model has one (its logit is the reward)")
 
     def pad_token_id(self) -> int:
         # The model pools at the last token that is not its pad token: pad with that same id.
@@ -244,6 +240,14 @@ class SequenceClassifierReward(TransformersReward):
     def forward(self, x, mask):
         logits = self.model(input_ids=x, attention_mask=mask, use_cache=False).logits[:, 0].float()
         return [(v, {}) for v in logits.tolist()]
+
+
+def _load_labelled(owner: TransformersReward, auto_class, kw: dict, num_labels: int, why: str):
+    """An Auto* classifier whose label count must be ``num_labels`` (``why`` says what they mean)."""
+    model = _load(auto_class, owner.spec["model"], owner.load_kwargs(kw), owner.key("model"))
+    if model.config.num_labels != num_labels:
+        raise StageError(f"{owner.key('model')}: {owner.spec['model']!r} has {model.config.num_labels} labels; {why}")
+    return owner.place(model)
 
 
 def _load_score_model(owner: TransformersReward, kw: dict, num_labels: int):
@@ -288,12 +292,8 @@ class ProcessReward(TransformersReward):
             return _load_score_model(self, kw, num_labels=2)
         from transformers import AutoModelForTokenClassification
 
-        model = _load(AutoModelForTokenClassification, self.spec["model"], self.load_kwargs(kw),
-                      self.key("model"))
-        if model.config.num_labels != 2:
-            raise StageError(f"{self.key('model')}: {self.spec['model']!r} has {model.config.num_labels} labels; a "
-                             f"process reward head has two (negative, positive)")
-        return self.place(model)
+        return _load_labelled(self, AutoModelForTokenClassification, kw, 2,
+                              "a process reward head has two (negative, positive)")
 
     def response(self, trace: str) -> str:
         steps = [s.strip() for s in trace.split(self.spec["step_split"]) if s.strip()]

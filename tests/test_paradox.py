@@ -89,3 +89,27 @@ def test_one_seed_gives_problem_level_intervals_and_the_markdown_lists_every_set
     assert "35.0% greedy, 30.0% sampled" in text and "| style_aligned | 10 | 0 | 10/10 | yes | 0.970 |" in text
     budget_figure(tmp_path / "fig.png", settings, list(PARADOX))
     assert (tmp_path / "fig.png").stat().st_size > 1000
+
+
+def test_fidelity_reverifies_kept_traces_and_checks_coverage(tmp_path):
+    from scripts.paradox import fidelity
+    from scripts.records import write_json
+
+    write_jsonl(tmp_path / "solvable.jsonl", [{"id": "a"}, {"id": "b"}])
+    write_json(tmp_path / "sampled.json", {"avg_at_k": 0.3})
+    write_json(tmp_path / "greedy.json", {"avg_at_k": 0.9})
+    files = {}
+    for name, kept, rejected in (("style_aligned", [("a", "so \\boxed{5}"), ("b", "so \\boxed{6}")], []),
+                                 ("oracle_refined", [("a", "so \\boxed{7}")], ["b"])):
+        write_jsonl(tmp_path / f"{name}.jsonl", [{"id": i, "answer": "5" if i == "a" else "6", "trace": t}
+                                                for i, t in kept])
+        write_jsonl(tmp_path / f"{name}.rejected.jsonl", [{"id": i, "reason": "x"} for i in rejected])
+        files[name] = {"stream": str(tmp_path / f"{name}.jsonl"), "rejected": str(tmp_path / f"{name}.rejected.jsonl")}
+    facts = {"style_aligned": {"retention": {"edit_similarity": {"mean": 0.97}}}, "oracle_refined": {"retention": None}}
+    out = fidelity(str(tmp_path / "sampled.json"), str(tmp_path / "greedy.json"), files,
+                   str(tmp_path / "solvable.jsonl"), facts)
+    assert (out["base_sampled"], out["base_greedy"]) == (0.3, 0.9)
+    sa, ref = out["streams"]["style_aligned"], out["streams"]["oracle_refined"]
+    assert (sa["kept"], sa["kept_verified"], sa["covers_solvable_set"], sa["edit_similarity"]) == (2, 2, True, 0.97)
+    assert (ref["kept"], ref["kept_verified"], ref["covers_solvable_set"]) == (1, 0, True)  # 7 is not 5
+    assert math.isnan(ref["edit_similarity"])
