@@ -180,12 +180,13 @@ def test_a_replay_from_the_frozen_archive_reproduces_everything_downstream(finis
     # the rest of the DAG replays through the same rules.
     replay = tmp_path_factory.mktemp("replay")
     run = "tiny/oracle_refined/{}/lr0.0003_bs8_ep1_seed0"
-    targets = ["results/adaptation_cost/tiny/oracle_refined.json"]
+    targets = ["results/adaptation_cost/tiny/oracle_refined.json", "results/retention/tiny/oracle_refined.json"]
     targets += [f"results/evaluation/{run.format(o)}/scores.json" for o in ("sft", "dft")]
     snakemake(replay, *targets, edit=f"archive: {{replay: {frozen_archive}}}")
     log = (replay / "results/logs/native_traces/tiny.log").read_text()
     assert "restored 1 files from the frozen archive" in log  # no sampling happened
     assert "restored" in (replay / "results/logs/streams/tiny/oracle_refined.log").read_text()
+    assert "restored" in (replay / "results/logs/retention/tiny/oracle_refined.log").read_text()  # no judging
     original, replayed = artifact_hashes(finished_run), artifact_hashes(replay)
     assert {f"training/{run.format('dft')}/checkpoint/model.safetensors", "rejection_sampling/tiny/solvable.jsonl",
             f"evaluation/{run.format('sft')}/samples.jsonl", "adaptation_cost/tiny/oracle_refined.json"} <= replayed.keys()
