@@ -13,13 +13,15 @@ rule adaptation_cost:
     log:
         "results/logs/adaptation_cost/{student}/{stream}.log",
     conda:
-        "../envs/training.yaml"
+        student_env("adaptation_cost")
     threads: 1
     resources:
         gpu=res("adaptation_cost", "gpu"),
         mem_mb=by_attempt("adaptation_cost", "mem_mb"),
         runtime=by_attempt("adaptation_cost", "runtime"),
     params:
+        backend=config["adaptation_cost"]["backend"],
+        vllm=vllm_engine("adaptation_cost"),
         batch_size=config["adaptation_cost"]["batch_size"],
         low_prob_threshold=config["adaptation_cost"]["low_prob_threshold"],
         rank_clip=config["adaptation_cost"]["rank_clip"],

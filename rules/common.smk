@@ -46,6 +46,22 @@ def code(script):
     return code_version(os.path.join(workflow.basedir, "scripts", script))
 
 
+def student_env(stage):
+    """The conda env of a stage that runs the student: vLLM's own stack when the stage's backend
+    is vllm (vLLM pins its own torch and transformers), else the training stack."""
+    return (
+        "../envs/vllm.yaml"
+        if config[stage]["backend"] == "vllm"
+        else "../envs/training.yaml"
+    )
+
+
+def vllm_engine(stage):
+    """The `vllm` block for a stage whose backend is vllm, else None (so editing it reruns only
+    the stages that use it)."""
+    return config["vllm"] if config[stage]["backend"] == "vllm" else None
+
+
 def res(stage, key):
     """A stage's portable resource, `resources.<stage>.<key>` in the config."""
     return config["resources"][stage][key]
@@ -235,11 +251,29 @@ def table_defaults():
     }
 
 
+def published_comparison():
+    """The `report` rule's side-by-side table against the published numbers: an output only
+    when `report.published` is set (configs/paper.yaml sets it)."""
+    if config["report"]["published"] is None:
+        return {}
+    return {
+        "published_comparison": report(
+            "results/report/published_comparison.md",
+            caption="../report/published_comparison.rst",
+            category="1. Tables of the paper",
+            labels={"table": "against the published numbers"},
+        )
+    }
+
+
 def report_outputs():
     return [
         "results/report/streams.csv",
         "results/report/table1.md",
         "results/report/mechanism.md",
+        # plain paths: on an input of `all`, a report flag would resolve its caption
+        # relative to the Snakefile's folder
+        *map(str, published_comparison().values()),
         "results/report/figures",
         "results/report/paradox.md",
         *expand("results/drift/{student}/drift.md", student=STUDENTS),

@@ -15,7 +15,13 @@ rule drift:
             "results/adaptation_cost/{{student}}/{stream}.tokens.npz", stream=STREAMS
         ),
     output:
-        drift="results/drift/{student}/drift.md",
+        drift=report(
+            "results/drift/{student}/drift.md",
+            caption="../report/drift.rst",
+            category="4. Drift beyond perplexity",
+            subcategory="{student}",
+            labels={"analysis": "all analyses (drift.md)"},
+        ),
         tables=expand(
             "results/drift/{{student}}/{table}.{ext}",
             table=[
@@ -26,13 +32,26 @@ rule drift:
             ],
             ext=["csv", "md"],
         ),
-        figures=expand(
-            "results/drift/{{student}}/{figure}.png",
-            figure=[
-                "q1_loss_attribution",
-                "token_frequency_shift",
-                "learner_compatibility",
-            ],
+        q1_figure=report(
+            "results/drift/{student}/q1_loss_attribution.png",
+            caption="../report/drift_q1_loss_attribution.rst",
+            category="4. Drift beyond perplexity",
+            subcategory="{student}",
+            labels={"analysis": "Q1 loss attribution"},
+        ),
+        shift_figure=report(
+            "results/drift/{student}/token_frequency_shift.png",
+            caption="../report/drift_token_frequency_shift.rst",
+            category="4. Drift beyond perplexity",
+            subcategory="{student}",
+            labels={"analysis": "token frequency shift"},
+        ),
+        compatibility_figure=report(
+            "results/drift/{student}/learner_compatibility.png",
+            caption="../report/drift_learner_compatibility.rst",
+            category="4. Drift beyond perplexity",
+            subcategory="{student}",
+            labels={"analysis": "learner compatibility"},
         ),
     log:
         "results/logs/drift/{student}.log",

@@ -11,7 +11,7 @@ rule evaluate_base:
     log:
         "results/logs/evaluation/{student}/base.log",
     conda:
-        "../envs/training.yaml"
+        student_env("evaluation")
     threads: 1
     resources:
         gpu=res("evaluation", "gpu"),
@@ -20,6 +20,7 @@ rule evaluate_base:
     params:
         spec=config["evaluation"],
         benchmarks=BENCHMARKS,
+        vllm=vllm_engine("evaluation"),
         checkpoint=False,
         method=None,
         code=code("evaluation.py"),
@@ -37,7 +38,7 @@ rule evaluate_base_greedy:
     log:
         "results/logs/evaluation/{student}/base_greedy.log",
     conda:
-        "../envs/training.yaml"
+        student_env("evaluation")
     threads: 1
     resources:
         gpu=res("evaluation", "gpu"),
@@ -46,6 +47,7 @@ rule evaluate_base_greedy:
     params:
         spec={**config["evaluation"], "temperature": 0, "k": 1},
         benchmarks=BENCHMARKS,
+        vllm=vllm_engine("evaluation"),
         checkpoint=False,
         method=None,
         code=code("evaluation.py"),
@@ -64,7 +66,7 @@ rule evaluate_checkpoint:
     log:
         f"results/logs/evaluation/{RUN}.log",
     conda:
-        "../envs/training.yaml"
+        student_env("evaluation")
     threads: 1
     resources:
         gpu=res("evaluation", "gpu"),
@@ -73,6 +75,7 @@ rule evaluate_checkpoint:
     params:
         spec=config["evaluation"],
         benchmarks=BENCHMARKS,
+        vllm=vllm_engine("evaluation"),
         checkpoint=True,
         method=config["training"]["method"],
         code=code("evaluation.py"),

@@ -11,7 +11,7 @@ rule native_traces:
     log:
         "results/logs/native_traces/{student}.log",
     conda:
-        "../envs/training.yaml"
+        student_env("native_traces")
     threads: 2
     resources:
         gpu=res("native_traces", "gpu"),
@@ -19,6 +19,7 @@ rule native_traces:
         runtime=by_attempt("native_traces", "runtime"),
     params:
         spec=config["native_traces"],
+        vllm=vllm_engine("native_traces"),
         replay=REPLAY,
         code=code("native_traces.py"),
     script:

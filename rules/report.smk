@@ -12,10 +12,33 @@ rule report:
     input:
         report_inputs,
     output:
-        streams_csv="results/report/streams.csv",
-        table1="results/report/table1.md",
-        mechanism="results/report/mechanism.md",
-        figures=directory("results/report/figures"),
+        # published_comparison.md, only when report.published is set
+        **published_comparison(),
+        streams_csv=report(
+            "results/report/streams.csv",
+            caption="../report/streams.rst",
+            category="1. Tables of the paper",
+            labels={"table": "every run (streams.csv)"},
+        ),
+        table1=report(
+            "results/report/table1.md",
+            caption="../report/table1.rst",
+            category="1. Tables of the paper",
+            labels={"table": "Table 1: reward vs utility"},
+        ),
+        mechanism=report(
+            "results/report/mechanism.md",
+            caption="../report/mechanism.rst",
+            category="1. Tables of the paper",
+            labels={"table": "mechanism: perplexity vs utility"},
+        ),
+        figures=report(
+            directory("results/report/figures"),
+            patterns=["{figure}.png"],
+            caption="../report/figures.rst",
+            category="2. Figures of the paper",
+            labels={"figure": "{figure}"},
+        ),
     log:
         "results/logs/report.log",
     conda:
@@ -31,6 +54,7 @@ rule report:
         base=report_base(),
         primary_reward=config["primary_reward"],
         table_defaults=table_defaults(),
+        published=config["report"]["published"],
         code=code("report.py"),
     script:
         "../scripts/report.py"
@@ -40,9 +64,24 @@ rule paradox:
     input:
         paradox_inputs,
     output:
-        markdown="results/report/paradox.md",
-        figure="results/report/paradox_budget.png",
-        table="results/report/paradox_settings.csv",
+        markdown=report(
+            "results/report/paradox.md",
+            caption="../report/paradox.rst",
+            category="3. The paradox per training setting",
+            labels={"artifact": "claims, verdict and fidelity (paradox.md)"},
+        ),
+        figure=report(
+            "results/report/paradox_budget.png",
+            caption="../report/paradox_budget.rst",
+            category="3. The paradox per training setting",
+            labels={"artifact": "utility vs training budget"},
+        ),
+        table=report(
+            "results/report/paradox_settings.csv",
+            caption="../report/paradox_settings.rst",
+            category="3. The paradox per training setting",
+            labels={"artifact": "utility per setting (paradox_settings.csv)"},
+        ),
     log:
         "results/logs/paradox.log",
     conda:

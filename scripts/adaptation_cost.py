@@ -49,19 +49,26 @@ class TraceTokens:
     rank: np.ndarray
 
 
+def encode_completions(tokenizer, prompts: list[str], completions: list[str]) -> list[tuple[list[int], int]]:
+    """Each (prompt + completion token ids, index of the first completion token). The completion
+    starts where the prompt's own tokens and the whole text's tokens diverge."""
+    encoded = []
+    for p, c in zip(prompts, completions):
+        p_ids = tokenizer(p)["input_ids"]
+        full = tokenizer(p + c)["input_ids"]
+        start = 0
+        while start < min(len(p_ids), len(full)) and p_ids[start] == full[start]:
+            start += 1
+        encoded.append((full, max(start, 1)))
+    return encoded
+
+
 def completion_tokens(model, tokenizer, prompts: list[str], completions: list[str],
                       batch_size: int = 32) -> list[TraceTokens]:
     """Each completion's token ids, NLL and rank given its prompt, in one forward pass each."""
     import torch
 
-    encoded = []
-    for p, c in zip(prompts, completions):
-        p_ids = tokenizer(p)["input_ids"]
-        full = tokenizer(p + c)["input_ids"]
-        start = 0  # the completion starts where prompt and prompt+completion tokens diverge
-        while start < min(len(p_ids), len(full)) and p_ids[start] == full[start]:
-            start += 1
-        encoded.append((full, max(start, 1)))
+    encoded = encode_completions(tokenizer, prompts, completions)
     order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i][0]), i))
     device = next(model.parameters()).device
     out: list = [None] * len(encoded)
@@ -83,6 +90,15 @@ def completion_tokens(model, tokenizer, prompts: list[str], completions: list[st
                                  nll=nll[r, start - 1:len(full) - 1].numpy().astype(np.float64),
                                  rank=rank[r, start - 1:len(full) - 1].numpy().astype(np.int64))
     return out
+
+
+def completion_tokens_vllm(engine, prompts: list[str], completions: list[str]) -> list[TraceTokens]:
+    """The same as ``completion_tokens``, from vLLM's prompt log-probabilities (``engine`` is a
+    ``scripts.generation.VLLMBackend``); one engine pass over every trace."""
+    encoded = encode_completions(engine.tokenizer, prompts, completions)
+    scored = engine.score([full for full, _ in encoded], [start for _, start in encoded])
+    return [TraceTokens(ids=np.asarray(full[start:], dtype=np.int64), nll=nll, rank=rank)
+            for (full, start), (nll, rank) in zip(encoded, scored)]
 
 
 def completion_nll(model, tokenizer, prompts: list[str], completions: list[str],
@@ -152,21 +168,29 @@ def token_data(traces: list[TraceTokens], tokenizer) -> dict[str, np.ndarray]:
 
 
 def main(snakemake) -> None:
-    from scripts.student import load_student
-
     with logged(snakemake.log[0], snakemake.threads):
         p = snakemake.params
         student = read_json(snakemake.input.student)
-        model, tokenizer = load_student(student)
-        model.eval()
-        import torch
-
-        if torch.cuda.is_available():
-            model.to("cuda")
         stream = read_jsonl(snakemake.input.stream)
         prompts = [student["prompt_template"].format(problem=r["problem"]) for r in stream]
+        completions = [r["trace"] for r in stream]
         start = time.perf_counter()
-        traces = completion_tokens(model, tokenizer, prompts, [r["trace"] for r in stream], p.batch_size)
+        if p.backend == "vllm":
+            from scripts.generation import VLLMBackend
+
+            engine = VLLMBackend(student, engine=p.vllm)
+            tokenizer = engine.tokenizer
+            traces = completion_tokens_vllm(engine, prompts, completions)
+        else:
+            from scripts.student import load_student
+
+            model, tokenizer = load_student(student)
+            model.eval()
+            import torch
+
+            if torch.cuda.is_available():
+                model.to("cuda")
+            traces = completion_tokens(model, tokenizer, prompts, completions, p.batch_size)
         seconds = time.perf_counter() - start
         write_jsonl(snakemake.output.per_trace, [
             {"id": r["id"], "tokens": len(t.nll), "nll": float(t.nll.sum()),

@@ -28,13 +28,15 @@ def bootstrap_ci95(per_problem: list[float], seed: int = 0, rounds: int = 1000) 
 
 
 def evaluate(gen, student: dict, benchmarks: dict[str, list[dict]], spec: dict, workers: int):
-    """(scores, samples): per-benchmark Avg@k with intervals, and every graded sample."""
+    """(scores, samples): per-benchmark Avg@k with intervals, and every graded sample. All
+    benchmarks are sampled in one call (one vLLM engine start for the whole evaluation)."""
+    prompts = [student["prompt_template"].format(problem=p["problem"])
+               for problems in benchmarks.values() for p in problems]
+    outs = iter(gen.sample(prompts, spec["k"], spec["temperature"], spec["max_new_tokens"], spec["seed"],
+                           desc=f"sampling {len(benchmarks)} benchmarks"))
     scores, samples = {}, []
     for name, problems in benchmarks.items():
-        prompts = [student["prompt_template"].format(problem=p["problem"]) for p in problems]
-        outs = gen.sample(prompts, spec["k"], spec["temperature"], spec["max_new_tokens"], spec["seed"],
-                          desc=f"sampling {name}")
-        flat = [(p, j, s) for p, row in zip(problems, outs) for j, s in enumerate(row)]
+        flat = [(p, j, s) for p in problems for j, s in enumerate(next(outs))]
         finished = [(p["answer"], s.text) for p, _, s in flat if s.finish_reason == "stop"]
         checked = iter(verify_answers(finished, spec["timeout_s"], workers, desc=f"grading {name}"))
         verdicts = [next(checked) if s.finish_reason == "stop" else Verdict(False, "unfinished")
@@ -60,10 +62,10 @@ def main(snakemake) -> None:
         student = read_json(snakemake.input.student)
         if p.checkpoint and p.method == "full":
             gen = backend(p.spec["backend"], {**student, "path": snakemake.input.checkpoint, "revision": None},
-                          batch_size=p.spec["batch_size"])
+                          batch_size=p.spec["batch_size"], vllm=p.vllm)
         else:
             adapter = snakemake.input.checkpoint if p.checkpoint else None
-            gen = backend(p.spec["backend"], student, adapter=adapter, batch_size=p.spec["batch_size"])
+            gen = backend(p.spec["backend"], student, adapter=adapter, batch_size=p.spec["batch_size"], vllm=p.vllm)
         benchmarks = {name: read_jsonl(path) for name, path in zip(p.benchmarks, snakemake.input.benchmarks)}
         scores, samples = evaluate(gen, student, benchmarks, p.spec, snakemake.threads)
         write_jsonl(snakemake.output.samples, samples)

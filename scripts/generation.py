@@ -1,21 +1,39 @@
 """Sampling from the student, behind one small interface.
 
-``backend(name, student, adapter=None)`` returns an object with
-``sample(prompts, n, temperature, max_new_tokens, seed) -> list[list[Sample]]``.
-Backends: ``transformers`` (the CPU default: batched ``generate`` with the KV cache).
-A vLLM backend registers itself in ``BACKENDS`` the same way.
+``backend(name, student, adapter=None, batch_size=64, vllm=None)`` returns an object with
+``sample(prompts, n, temperature, max_new_tokens, seed) -> list[list[Sample]]``:
+
+- ``transformers`` (the CPU default): batched ``generate`` with the KV cache, on the GPU in
+  bf16 when there is one;
+- ``vllm``: vLLM's offline engine (``scripts.vllm_engine``, run in a process of its own with
+  the interpreter ``vllm.python``), which also scores sequences (``score``: prompt
+  log-probabilities, for the adaptation-cost stage).
+
+Both stop at the tokenizer's EOS and at the student's ``stop_tokens`` (e.g. ``<|im_end|>`` for
+a chat-templated base model), and see the same token ids (prompts are tokenized here).
 """
 
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from tqdm import tqdm
+
+from scripts import vllm_engine
+from scripts.stage import StageError
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
 class Sample:
     text: str
-    finish_reason: str  # "stop": the model ended it (EOS); "length": cut at max_new_tokens
+    finish_reason: str  # "stop": the model ended it (EOS / stop token); "length": cut at max_new_tokens
     prompt_tokens: int
     completion_tokens: int
 
@@ -23,20 +41,36 @@ class Sample:
         return asdict(self)
 
 
+def stop_token_ids(tokenizer, student: dict) -> list[int]:
+    """The tokenizer's EOS, then the student's extra stop tokens (each must be one token)."""
+    ids = [tokenizer.eos_token_id]
+    for token in student.get("stop_tokens") or []:
+        tid = tokenizer.convert_tokens_to_ids(token)
+        if tid is None or tid == tokenizer.unk_token_id:
+            raise StageError(f"stop token {token!r} of student {student.get('name')!r} is not one token "
+                             f"of its tokenizer ({student['path']})")
+        ids.append(tid)
+    return list(dict.fromkeys(ids))
+
+
 class TransformersBackend:
     def __init__(self, student: dict, adapter: str | None = None, batch_size: int = 64):
+        import torch
+
         from scripts.student import load_student
 
         self.model, self.tokenizer = load_student(student, adapter=adapter)
+        if torch.cuda.is_available():
+            self.model.to("cuda", dtype=torch.bfloat16)
         self.model.eval()
         self.tokenizer.padding_side = "left"
         self.batch_size = batch_size
+        self.stop = stop_token_ids(self.tokenizer, student)
 
     def sample(self, prompts: list[str], n: int, temperature: float, max_new_tokens: int,
                seed: int, desc: str = "sampling") -> list[list[Sample]]:
         import torch
 
-        eos = self.tokenizer.eos_token_id
         greedy = temperature == 0
         per_batch = max(1, self.batch_size // n)
         out: list[list[Sample]] = []
@@ -44,34 +78,109 @@ class TransformersBackend:
             chunk = prompts[b:b + per_batch]
             # One generator seed per batch start: the same config gives the same samples.
             torch.manual_seed(seed * 1_000_003 + b)
-            enc = self.tokenizer(chunk, return_tensors="pt", padding=True)
+            enc = self.tokenizer(chunk, return_tensors="pt", padding=True).to(self.model.device)
             with torch.inference_mode():
                 gen = self.model.generate(
                     **enc, do_sample=not greedy, temperature=None if greedy else temperature,
-                    top_p=None, top_k=None, num_return_sequences=1 if greedy else n,
-                    max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=self.tokenizer.pad_token_id,
+                    top_p=None if greedy else 1.0, top_k=None if greedy else 0,  # plain sampling: no
+                    num_return_sequences=1 if greedy else n,  # top-p/top-k from a hub generation config
+                    max_new_tokens=max_new_tokens, eos_token_id=self.stop, pad_token_id=self.tokenizer.pad_token_id,
                 )
             if greedy:  # n greedy samples are n copies of one
                 gen = gen.repeat_interleave(n, dim=0)
-            new = gen[:, enc["input_ids"].shape[1]:]
+            new = gen[:, enc["input_ids"].shape[1]:].cpu()
             prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
             for i in range(len(chunk)):
                 row = []
                 for j in range(n):
                     ids = new[i * n + j].tolist()
-                    stopped = eos in ids
-                    ids = ids[:ids.index(eos)] if stopped else ids
+                    end = next((t for t, tok in enumerate(ids) if tok in self.stop), None)
+                    ids = ids if end is None else ids[:end]
                     row.append(Sample(self.tokenizer.decode(ids, skip_special_tokens=True),
-                                      "stop" if stopped else "length", prompt_lens[i],
-                                      len(ids) + (1 if stopped else 0)))
+                                      "length" if end is None else "stop", prompt_lens[i],
+                                      len(ids) + (end is not None)))
                 out.append(row)
         return out
 
 
-BACKENDS = {"transformers": TransformersBackend}
+class VLLMBackend:
+    """vLLM's offline engine; ``engine`` is the config's ``vllm`` block."""
+
+    def __init__(self, student: dict, adapter: str | None = None, engine: dict | None = None):
+        from transformers import AutoTokenizer
+
+        if not engine:
+            raise StageError("generation backend vllm needs the config's `vllm` block")
+        kw = {"revision": student.get("revision")} if student.get("revision") else {}
+        self.tokenizer = AutoTokenizer.from_pretrained(student["path"], **kw)
+        self.student, self.adapter, self.engine = student, adapter, engine
+        self.stop = stop_token_ids(self.tokenizer, student)
+
+    def _run(self, request: dict, result_name: str, seed: int = 0) -> Path:
+        python = self.engine.get("python") or sys.executable
+        request = {**request, "model": self.student["path"], "revision": self.student.get("revision"),
+                   "adapter": self.adapter, "engine": self.engine, "seed": seed}
+        work = Path(tempfile.mkdtemp(prefix="vllm_engine_"))
+        (work / "request.json").write_text(json.dumps(request), encoding="utf-8")
+        result = work / result_name
+        out = sys.stdout if _has_fd(sys.stdout) else None  # the job's log, when there is one
+        # The stage's working directory (model paths are relative to it); the project on the path.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        try:
+            done = subprocess.run([python, "-m", vllm_engine.__name__, str(work / "request.json"), str(result)],
+                                  stdout=out, stderr=subprocess.STDOUT if out else None, env=env)
+        except OSError as e:
+            raise StageError(f"cannot run the vLLM engine's interpreter {python!r} (config key vllm.python): {e}") from e
+        if done.returncode != 0 or not result.exists():
+            raise StageError(f"the vLLM engine ({python} -m scripts.vllm_engine) failed with exit code "
+                             f"{done.returncode}; its output is above in this log. Is vLLM installed for "
+                             f"that interpreter (config key vllm.python)?")
+        return result
+
+    def sample(self, prompts: list[str], n: int, temperature: float, max_new_tokens: int,
+               seed: int, desc: str = "sampling") -> list[list[Sample]]:
+        ids = [self.tokenizer(p)["input_ids"] for p in prompts]
+        print(f"{desc}: {len(prompts)} prompts x {n} through vLLM", flush=True)
+        result = self._run({"task": "sample", "prompts": ids, "n": n, "temperature": temperature,
+                            "max_new_tokens": max_new_tokens, "stop_token_ids": self.stop},
+                           "samples.jsonl", seed)
+        with open(result, encoding="utf-8") as f:
+            rows = [[self._sample(s) for s in json.loads(line)] for line in f]
+        if len(rows) != len(prompts):
+            raise StageError(f"the vLLM engine returned {len(rows)} rows for {len(prompts)} prompts")
+        return rows
+
+    def _sample(self, out: dict) -> Sample:
+        """One engine output, decoded as the transformers backend decodes (the stop token, which
+        the engine keeps in the ids, counts as a completion token but is not text)."""
+        ids = out["token_ids"]
+        stopped = out["finish_reason"] == "stop"
+        text_ids = ids[:-1] if stopped and ids and ids[-1] in self.stop else ids
+        return Sample(self.tokenizer.decode(text_ids, skip_special_tokens=True), out["finish_reason"],
+                      out["prompt_tokens"], len(ids))
+
+    def score(self, sequences: list[list[int]], starts: list[int]):
+        """(NLL, rank) arrays of each sequence's tokens from ``start`` on, given what precedes them."""
+        import numpy as np
+
+        data = np.load(self._run({"task": "score", "sequences": sequences, "starts": starts}, "scores.npz"))
+        bounds = np.cumsum(data["counts"])[:-1]
+        return list(zip(np.split(data["nll"], bounds), np.split(data["rank"], bounds)))
 
 
-def backend(name: str, student: dict, adapter: str | None = None, **options):
-    if name not in BACKENDS:
-        raise ValueError(f"unknown generation backend {name!r}; available: {sorted(BACKENDS)}")
-    return BACKENDS[name](student, adapter=adapter, **options)
+def _has_fd(stream) -> bool:
+    try:
+        stream.flush()
+        stream.fileno()
+        return True
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def backend(name: str, student: dict, adapter: str | None = None, batch_size: int = 64,
+            vllm: dict | None = None):
+    if name == "transformers":
+        return TransformersBackend(student, adapter=adapter, batch_size=batch_size)
+    if name == "vllm":
+        return VLLMBackend(student, adapter=adapter, engine=vllm)
+    raise ValueError(f"unknown generation backend {name!r}; available: transformers, vllm")

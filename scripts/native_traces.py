@@ -9,8 +9,8 @@ from scripts.records import read_json, read_jsonl, write_jsonl
 from scripts.stage import logged
 
 
-def sample_native_traces(student: dict, problems: list[dict], spec: dict) -> list[dict]:
-    gen = backend(spec["backend"], student, batch_size=spec["batch_size"])
+def sample_native_traces(student: dict, problems: list[dict], spec: dict, vllm: dict | None = None) -> list[dict]:
+    gen = backend(spec["backend"], student, batch_size=spec["batch_size"], vllm=vllm)
     prompts = [student["prompt_template"].format(problem=p["problem"]) for p in problems]
     samples = gen.sample(prompts, spec["n"], spec["temperature"], spec["max_new_tokens"], spec["seed"],
                          desc="native traces")
@@ -24,7 +24,7 @@ def main(snakemake) -> None:
         if replayed(snakemake):
             return
         traces = sample_native_traces(read_json(snakemake.input.student), read_jsonl(snakemake.input.pool),
-                                      snakemake.params.spec)
+                                      snakemake.params.spec, snakemake.params.vllm)
         write_jsonl(snakemake.output[0], traces)
         print(f"{len(traces)} native traces, "
               f"{sum(t['finish_reason'] == 'stop' for t in traces)} finished")

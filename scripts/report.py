@@ -8,6 +8,9 @@
   paper's setting, and whether the reward ranking is the exact reverse of the utility ranking.
 - ``mechanism.md``: streams by adaptation cost, and how PPL tracks utility.
 - figures: reward vs utility, PPL vs utility, segmented PPL, training curves.
+- ``published_comparison.md`` (only when ``report.published`` is set, as configs/paper.yaml
+  does): the published numbers next to ours for the student they refer to, the differences,
+  and whether both order the streams the same way.
 """
 
 
@@ -71,6 +74,11 @@ def exact_reverse(x, y) -> bool | None:
         return None
     x, y = _paired(x, y)
     return bool(np.array_equal(average_ranks(x), len(x) + 1 - average_ranks(y)))
+
+
+def same_ranking(x, y) -> bool | None:
+    """Do ``x`` and ``y`` rank the pairs identically (ties included)? None where undefined."""
+    return exact_reverse(x, [-v for v in y])
 
 
 # --- inputs -----------------------------------------------------------------------------
@@ -325,7 +333,7 @@ def mechanism_markdown(stream_rows: list[dict], run_rows: list[dict], base_rows:
             out.append(f"- Spearman ρ(PPL, {o.upper()} {k}) {_across(len(_paired(ppl, acc)[0]))} "
                        f"= {_rho(spearman(ppl, acc))}.")
         # The paper's claim: the drift is not confined to one part of the trace.
-        holds = [exact_reverse(ppl, [-s[q] for s in rows]) for q in QUARTERS]
+        holds = [same_ranking(ppl, [s[q] for s in rows]) for q in QUARTERS]
         verdict = ("n/a" if any(h is None for h in holds)
                    else "yes" if all(holds) else
                    "no (differs in " + ", ".join(f"Q{i + 1}" for i, h in enumerate(holds) if not h) + ")")
@@ -363,6 +371,74 @@ def oracle_streams_markdown(rows: list[dict]) -> list[str]:
             "Requests and tokens count every request of the stream's job (cached answers cost nothing again); "
             "the built-in oracle sends none. Retention: the stream's oracle as judge (1–5, formatting ignored) "
             "and difflib edit similarity to the student's source trace.", ""]
+
+
+# --- published_comparison.md ------------------------------------------------------------
+
+# The published metrics: the keys of report.published.streams.<stream>, in the paper's units.
+PUBLISHED_METRICS = ("reward", "sft", "dft", "ppl", "retention")
+
+
+def _our_value(metric: str, s: dict, util: dict) -> float:
+    """Our value of a published metric for one stream record (utility in %, as published)."""
+    if metric in OBJECTIVES:
+        return 100 * util.get((s["student"], s["stream"], metric), {}).get("avg_at_k", math.nan)
+    if metric == "retention":
+        return _num(((s.get("retention") or {}).get("judge_score") or {}).get("mean"))
+    return s[{"reward": "reward_mean", "ppl": "ppl"}[metric]]
+
+
+def published_comparison(published: dict, stream_rows: list[dict], run_rows: list[dict],
+                         defaults: dict) -> list[dict]:
+    """One record per (metric, published row): the published value, ours and ours - published
+    (NaN where either is missing), for the student the published numbers refer to."""
+    student = published["student"]
+    ours = {s["stream"]: s for s in _student_streams(student, stream_rows, run_rows)}
+    if not ours:
+        raise StageError(f"report.published.student: {student!r} has no streams in this run "
+                         f"(students: {_ordered(s['student'] for s in stream_rows)})")
+    util = utility(run_rows, defaults)
+    rows = []
+    for metric in PUBLISHED_METRICS:
+        for stream, pub in published["streams"].items():
+            p = _num(pub.get(metric))
+            o = _our_value(metric, ours[stream], util) if stream in ours else math.nan
+            rows.append({"metric": metric, "paper_row": pub["paper_row"], "stream": stream,
+                         "published": p, "ours": o, "difference": o - p})
+    return rows
+
+
+def published_markdown(published: dict, stream_rows: list[dict], run_rows: list[dict], base_rows: list[dict],
+                       defaults: dict, primary_reward: str) -> str:
+    """The published numbers next to ours, per metric, and whether both rank the streams alike."""
+    rows = published_comparison(published, stream_rows, run_rows, defaults)
+    k = _k_label([*run_rows, *base_rows])
+    labels = {"reward": f"Reward (ours: {primary_reward})", "sft": f"SFT utility ({k} here, %)",
+              "dft": f"DFT utility ({k} here, %)", "ppl": "Global PPL of the student",
+              "retention": "Semantic retention (judge, 1–5)"}
+    out = ["# Against the published numbers", "",
+           f"Published: {published['source']}. Ours: student {published['student']}; reward = mean "
+           f"{primary_reward} over the stream's traces; utility = {k} at {_setting(defaults)}, mean over seeds; "
+           f"PPL = the student's global perplexity on the stream; retention = the judge's 1–5 score of a rewrite "
+           f"against its source trace. A difference means something only where the setting matches the paper's "
+           f"(same reward model, benchmarks, k, training setting); the rankings compare the order of the streams "
+           f"whatever the scale. {DASH} = not published or not measured.", "",
+           "## Do ours and the published numbers order the streams the same way?", ""]
+    body = []
+    for metric in PUBLISHED_METRICS:
+        mine = [r for r in rows if r["metric"] == metric]
+        pub, ours = [r["published"] for r in mine], [r["ours"] for r in mine]
+        same = same_ranking(pub, ours)
+        body.append([labels[metric], str(len(_paired(pub, ours)[0])), _rho(spearman(pub, ours)),
+                     "n/a" if same is None else "yes" if same else "no"])
+    out += [_md_table(["Metric", "Streams with both", "Spearman ρ(published, ours)", "Same order (ties included)"],
+                      body), ""]
+    for metric in PUBLISHED_METRICS:
+        out += [f"## {labels[metric]}", "",
+                _md_table(["Paper row", "Stream", "Published", "Ours", "Ours − published"],
+                          [[r["paper_row"], r["stream"], _fmt(r["published"], ".2f"), _fmt(r["ours"], ".2f"),
+                            _fmt(r["difference"], "+.2f")] for r in rows if r["metric"] == metric]), ""]
+    return "\n".join(out)
 
 
 # --- figures ----------------------------------------------------------------------------
@@ -533,8 +609,10 @@ def plot_figures(stream_rows: list[dict], run_rows: list[dict], base_rows: list[
 # --- entry points -----------------------------------------------------------------------
 
 def build_report(streams: list[dict], runs: list[dict], base: list[dict], primary_reward: str,
-                 table_defaults: dict, streams_csv, table1, mechanism, figures) -> None:
-    """Read every input once and write all report outputs."""
+                 table_defaults: dict, streams_csv, table1, mechanism, figures, published: dict | None = None,
+                 published_comparison_md=None) -> None:
+    """Read every input once and write all report outputs (the published comparison only when
+    ``published`` is given)."""
     stream_rows = collect_streams(streams, primary_reward)
     run_rows = collect_runs(runs)
     base_rows = collect_base(base)
@@ -548,6 +626,10 @@ def build_report(streams: list[dict], runs: list[dict], base: list[dict], primar
     Path(table1).write_text(table1_markdown(stream_rows, run_rows, base_rows, defaults, primary_reward),
                             encoding="utf-8")
     Path(mechanism).write_text(mechanism_markdown(stream_rows, run_rows, base_rows, defaults), encoding="utf-8")
+    if published is not None:
+        Path(published_comparison_md).write_text(
+            published_markdown(published, stream_rows, run_rows, base_rows, defaults, primary_reward),
+            encoding="utf-8")
     for p in plot_figures(stream_rows, run_rows, base_rows, defaults, figures, primary_reward):
         print(f"wrote {p}")
 
@@ -556,7 +638,8 @@ def main(snakemake) -> None:
     with logged(snakemake.log[0], snakemake.threads):
         p, o = snakemake.params, snakemake.output
         build_report(p.streams, p.runs, p.base, p.primary_reward, p.table_defaults,
-                     o.streams_csv, o.table1, o.mechanism, o.figures)
+                     o.streams_csv, o.table1, o.mechanism, o.figures, p.published,
+                     dict(o.items()).get("published_comparison"))
 
 
 if __name__ == "__main__":

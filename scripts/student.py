@@ -115,7 +115,7 @@ def main(snakemake) -> None:
             return
         p = snakemake.params.spec
         record = {"name": snakemake.wildcards.student, "prompt_template": p["prompt_template"],
-                  "revision": p["revision"]}
+                  "stop_tokens": p["stop_tokens"], "revision": p["revision"]}
         if p["model"] == "builtin":
             out = Path(snakemake.output.student).parent / "model"
             curve = build_builtin_student(p["builtin"], p["prompt_template"], str(out), p["seed"])

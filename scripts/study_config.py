@@ -49,6 +49,15 @@ def check(config: dict, environ=os.environ) -> None:
         value = config["report"][key]
         if value is not None and value not in config["training"][grid_key]:
             raise ConfigError(f"report.{key} {value} is not in training.{grid_key}")
+    published = config["report"]["published"]
+    if published is not None:
+        if published["student"] not in config["students"]:
+            raise ConfigError(f"report.published.student: {published['student']!r} is not one of students "
+                              f"{sorted(config['students'])}")
+        unknown = sorted(set(published["streams"]) - set(config["streams"]))
+        if unknown:
+            raise ConfigError(f"report.published.streams: {unknown} are not streams of this config "
+                              f"{sorted(config['streams'])}")
 
 
 def check_oracle(spec: dict, name: str, stream: str, task: str, environ) -> None:

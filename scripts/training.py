@@ -29,8 +29,10 @@ def accumulation_steps(batch_size: int, micro_batch_size: int, world_size: int =
 
 
 def fit(model, tokenizer, examples: list[dict], hp: dict, objective: str, output_dir: str,
-        seed: int) -> list[dict]:
-    """Train ``model`` in place on prompt/completion ``examples``; return the loss curve."""
+        seed: int, eos_token: str | None = None) -> list[dict]:
+    """Train ``model`` in place on prompt/completion ``examples``; return the loss curve. Each
+    completion ends with ``eos_token`` (default: the tokenizer's EOS), so the student learns to
+    stop there."""
     import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -64,6 +66,7 @@ def fit(model, tokenizer, examples: list[dict], hp: dict, objective: str, output
         report_to=[],
         dataloader_num_workers=0,
         disable_tqdm=False,
+        eos_token=eos_token,
     )
     data = Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples])
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
@@ -106,7 +109,9 @@ def main(snakemake) -> None:
             model = with_lora(model, p.lora)
         out = Path(snakemake.output.checkpoint)
         with tempfile.TemporaryDirectory() as scratch:  # trainer state; only the model is kept
-            curve = fit(model, tokenizer, examples, hp, snakemake.wildcards.objective, scratch, seed)
+            # A chat-templated student ends its turn with its first stop token (e.g. <|im_end|>).
+            eos = (student.get("stop_tokens") or [None])[0]
+            curve = fit(model, tokenizer, examples, hp, snakemake.wildcards.objective, scratch, seed, eos)
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
         write_curve(snakemake.output.curve, curve)

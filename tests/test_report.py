@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 
 from scripts.records import write_json
-from scripts.report import build_report, exact_reverse, spearman
+from scripts.report import (build_report, collect_base, collect_runs, collect_streams, exact_reverse,
+                            published_comparison, published_markdown, spearman)
 from scripts.stage import StageError
 
 STUDENT = "qwen2.5-math-1.5b"
@@ -188,3 +189,67 @@ def test_retention_figure_plots_each_rewritten_stream(tmp_path):
             {"student": "tiny", "stream": "slm_rft", "retention": None}]
     path = _retention(tmp_path / "retention.png", rows, {"style_aligned": "C0", "slm_rft": "C1"})
     assert path.stat().st_size > 1000
+
+
+# --- against the published numbers ------------------------------------------------------
+
+# The published block as configs/paper.yaml writes it; our streams (STREAMS) have their own
+# numbers, in the same reward order but with oracle_refined and oracle_synthesized swapped in PPL.
+PUBLISHED = {"source": "a test", "student": STUDENT,
+             "streams": {"oracle_synthesized": {"paper_row": "Oracle-Synthesized", "reward": 1.90, "sft": 23.26,
+                                                "dft": 30.02, "ppl": 1.80},
+                         "oracle_refined": {"paper_row": "Oracle-Refined", "reward": 1.70, "dft": 34.06, "ppl": 2.00},
+                         "slm_rft": {"paper_row": "SLM-RFT", "reward": 1.47, "dft": 37.06, "ppl": 1.52},
+                         "style_aligned": {"paper_row": "Style-Aligned", "reward": 1.37, "dft": 39.12}}}
+
+
+def _published(tmp, published=PUBLISHED):
+    streams, runs, _ = _inputs(tmp)
+    rows = published_comparison(published, collect_streams(streams, "builtin"), collect_runs(runs), DEFAULTS)
+    return {(r["metric"], r["stream"]): r for r in rows}
+
+
+def test_published_comparison_sets_ours_beside_the_published_value_in_the_papers_units(tmp_path):
+    rows = _published(tmp_path)
+    dft = rows[("dft", "oracle_refined")]
+    assert dft["paper_row"] == "Oracle-Refined" and dft["published"] == pytest.approx(34.06)
+    assert dft["ours"] == pytest.approx(34.06)  # mean of the seeds' 33.06 and 35.06, in %
+    assert dft["difference"] == pytest.approx(0.0, abs=1e-9)
+    sft = rows[("sft", "oracle_synthesized")]
+    assert sft["ours"] == pytest.approx(23.26) and sft["difference"] == pytest.approx(0.0, abs=1e-9)
+    reward = rows[("reward", "oracle_synthesized")]
+    assert reward["ours"] == pytest.approx(1.88) and reward["difference"] == pytest.approx(-0.02)
+    assert rows[("ppl", "oracle_refined")]["difference"] == pytest.approx(1.85 - 2.00)
+    # not published (SFT of oracle_refined), not in this run (style_aligned): no difference
+    assert math.isnan(rows[("sft", "oracle_refined")]["published"])
+    assert math.isnan(rows[("sft", "oracle_refined")]["difference"])
+    assert math.isnan(rows[("dft", "style_aligned")]["ours"])
+
+
+def test_published_comparison_says_which_rankings_agree(tmp_path):
+    streams, runs, base = _inputs(tmp_path)
+    text = published_markdown(PUBLISHED, collect_streams(streams, "builtin"), collect_runs(runs), collect_base(base),
+                              DEFAULTS, "builtin")
+    ranking = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:5]]
+               for line in text.split("## Do ours")[1].split("\n## ")[0].splitlines() if line.startswith("| ")}
+    # reward and DFT: same order of the three streams both have; PPL: refined and synthesized swap
+    assert ranking["Reward (ours: builtin)"] == ["3", "+1.00", "yes"]
+    assert ranking["DFT utility (Avg@4 here, %)"] == ["3", "+1.00", "yes"]
+    assert ranking["Global PPL of the student"] == ["3", "+0.50", "no"]
+    assert ranking["SFT utility (Avg@4 here, %)"] == ["1", "n/a", "n/a"]
+    assert "| Oracle-Refined | oracle_refined | 1.70 | 1.70 | +0.00 |" in text
+    assert "| Style-Aligned | style_aligned | 39.12 | – | – |" in text
+
+
+def test_published_comparison_for_a_student_not_in_the_run_is_a_stage_error(tmp_path):
+    with pytest.raises(StageError, match="report.published.student"):
+        _published(tmp_path, {**PUBLISHED, "student": "qwen_math_7b"})
+
+
+def test_report_writes_the_published_comparison_only_when_asked(tmp_path):
+    streams, runs, base = _inputs(tmp_path)
+    out = _build(tmp_path, streams, runs, base)
+    assert not (tmp_path / "report" / "published_comparison.md").exists()
+    path = tmp_path / "report" / "published_comparison.md"
+    build_report(streams, runs, base, "builtin", DEFAULTS, **out, published=PUBLISHED, published_comparison_md=path)
+    assert path.read_text().startswith("# Against the published numbers")

@@ -68,6 +68,21 @@ def test_full_run_reports_every_stream_and_the_base_student(finished_run):
     assert "## Verdict (generated from the numbers below)" in paradox and "greedy" in paradox
     figures = list((report / "figures").glob("*.png"))
     assert len(figures) >= 4 and all(f.stat().st_size > 1000 for f in figures)
+    assert not (report / "published_comparison.md").exists()  # the CI config has no published numbers
+
+
+def test_snakemake_report_builds_the_html_report_with_captions_tables_and_figures(finished_run, tmp_path):
+    html = tmp_path / "report.html"
+    snakemake(finished_run, "--report", str(html))
+    text = html.read_text()
+    assert html.stat().st_size > 500_000  # the figures are embedded
+    assert "The Quality-Utility Paradox: Why High-Reward Data Impairs Small" in text  # report/workflow.rst
+    assert "sorted by mean reward (highest first; reward model" in text  # report/table1.rst
+    assert "(log scale), one panel per objective and learning rate" in text  # report/paradox_budget.rst
+    assert "# Table 1: perceived quality vs utility" in text  # table1.md itself, inside its caption
+    for name in ("ppl_vs_utility", "reward_vs_utility", "segmented_ppl", "training_curves", "retention",
+                 "paradox_budget", "q1_loss_attribution", "token_frequency_shift", "learner_compatibility"):
+        assert f"{name}.png" in text, name
 
 
 def test_every_stream_covers_the_same_solvable_problems(finished_run):

@@ -42,6 +42,10 @@ def test_the_embedded_config_passes_and_expands_to_the_grid():
     (lambda c: c.update(primary_reward="skywork"), "primary_reward"),
     (lambda c: c["training"].update(batch_size=[20]), "training.batch_size"),
     (lambda c: c["report"].update(table_lr=0.1), "report.table_lr"),
+    (lambda c: c["report"].update(published={"source": "x", "student": "qwen", "streams": {}}),
+     "report.published.student"),
+    (lambda c: c["report"].update(published={"source": "x", "student": "tiny", "streams": {"numina": {}}}),
+     "report.published.streams"),
 ])
 def test_inconsistent_configs_name_the_key(edit, key):
     config = copy.deepcopy(validated())

