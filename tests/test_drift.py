@@ -69,7 +69,7 @@ def adaptation_cost_stage(tmp_path, student, name, traces):
         log=[str(tmp_path / "logs" / f"{name}.log")], threads=1, wildcards=SimpleNamespace(stream=name),
         # the test student (5 pretraining steps) is near uniform over its 320 tokens (p ~ 1/320):
         # a threshold just above that keeps the low-probability fraction informative
-        params=Params(batch_size=4, low_prob_threshold=0.004, rank_clip=100)))
+        params=Params(backend="transformers", vllm=None, batch_size=4, low_prob_threshold=0.004, rank_clip=100)))
     return out
 
 
