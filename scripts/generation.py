@@ -146,19 +146,10 @@ class VLLMBackend:
                             "max_new_tokens": max_new_tokens, "stop_token_ids": self.stop},
                            "samples.jsonl", seed)
         with open(result, encoding="utf-8") as f:
-            rows = [[self._sample(s) for s in json.loads(line)] for line in f]
+            rows = [[Sample(**s) for s in json.loads(line)] for line in f]
         if len(rows) != len(prompts):
             raise StageError(f"the vLLM engine returned {len(rows)} rows for {len(prompts)} prompts")
         return rows
-
-    def _sample(self, out: dict) -> Sample:
-        """One engine output, decoded as the transformers backend decodes (the stop token, which
-        the engine keeps in the ids, counts as a completion token but is not text)."""
-        ids = out["token_ids"]
-        stopped = out["finish_reason"] == "stop"
-        text_ids = ids[:-1] if stopped and ids and ids[-1] in self.stop else ids
-        return Sample(self.tokenizer.decode(text_ids, skip_special_tokens=True), out["finish_reason"],
-                      out["prompt_tokens"], len(ids))
 
     def score(self, sequences: list[list[int]], starts: list[int]):
         """(NLL, rank) arrays of each sequence's tokens from ``start`` on, given what precedes them."""

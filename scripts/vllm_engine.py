@@ -12,9 +12,10 @@ Two tasks, both on token ids the caller tokenized (so both backends see the same
 - ``sample``: ``SamplingParams(n=...)`` per prompt with a per-prompt seed (``seed * 1000003 +
   prompt index``): a prompt's samples do not depend on how the engine batches it, so the same
   config gives the same samples. A LoRA adapter is applied through ``LoRARequest`` (no merge).
-  Result: one JSON line per prompt, a list of ``{token_ids, finish_reason, prompt_tokens}``; the
-  caller decodes (vLLM's incremental detokenizer holds back a trailing partial UTF-8 character,
-  so its text can differ from a plain decode of the same ids).
+  Result: one JSON line per prompt, a list of ``{text, finish_reason, prompt_tokens,
+  completion_tokens}``. The text is a plain decode of the ids with the student's tokenizer, as
+  the transformers backend decodes (vLLM's own incremental detokenizer, switched off, holds back
+  a trailing partial UTF-8 character).
 - ``score``: prompt log-probabilities (``prompt_logprobs=0``: the logprob and vocabulary rank of
   each actual token) of whole sequences. Result: ``.npz`` with the concatenated NLL and rank of
   every position from ``start`` on, and each sequence's count.
@@ -71,10 +72,17 @@ def sample(llm, request: dict, result_path: str) -> None:
               for i in range(len(request["prompts"]))]
     prompts = [{"prompt_token_ids": ids} for ids in request["prompts"]]
     outputs = llm.generate(prompts, params, lora_request=lora(request), use_tqdm=True)
+    tokenizer, stop = llm.get_tokenizer(), set(request["stop_token_ids"])
     with open(result_path, "w", encoding="utf-8") as f:
         for out in outputs:
-            row = [{"token_ids": list(o.token_ids), "finish_reason": "stop" if o.finish_reason == "stop" else "length",
-                    "prompt_tokens": len(out.prompt_token_ids)} for o in out.outputs]
+            row = []
+            for o in out.outputs:
+                ids, stopped = list(o.token_ids), o.finish_reason == "stop"
+                # The stop token (kept in the ids) counts as a completion token but is not text.
+                text_ids = ids[:-1] if stopped and ids and ids[-1] in stop else ids
+                row.append({"text": tokenizer.decode(text_ids, skip_special_tokens=True),
+                            "finish_reason": "stop" if stopped else "length",
+                            "prompt_tokens": len(out.prompt_token_ids), "completion_tokens": len(ids)})
             if greedy:  # n greedy samples are n copies of one
                 row = row * n
             f.write(json.dumps(row) + "\n")
