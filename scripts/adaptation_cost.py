@@ -47,11 +47,16 @@ class TraceTokens:
     ids: np.ndarray
     nll: np.ndarray
     rank: np.ndarray
+    truncated: bool = False  # the trace ran past the student's context: scored up to its end
 
 
-def encode_completions(tokenizer, prompts: list[str], completions: list[str]) -> list[tuple[list[int], int]]:
-    """Each (prompt + completion token ids, index of the first completion token). The completion
-    starts where the prompt's own tokens and the whole text's tokens diverge."""
+def encode_completions(tokenizer, prompts: list[str], completions: list[str],
+                       context: int | None = None) -> list[tuple[list[int], int, bool]]:
+    """Each (prompt + completion token ids, index of the first completion token, truncated?).
+    The completion starts where the prompt's own tokens and the whole text's tokens diverge. A
+    sequence longer than the student's ``context`` is cut to ``context - 1`` tokens (the room
+    vLLM leaves for one generated token), the same for both backends."""
+    limit = context - 1 if context else None
     encoded = []
     for p, c in zip(prompts, completions):
         p_ids = tokenizer(p)["input_ids"]
@@ -59,7 +64,8 @@ def encode_completions(tokenizer, prompts: list[str], completions: list[str]) ->
         start = 0
         while start < min(len(p_ids), len(full)) and p_ids[start] == full[start]:
             start += 1
-        encoded.append((full, max(start, 1)))
+        truncated = limit is not None and len(full) > limit
+        encoded.append((full[:limit] if truncated else full, max(start, 1), truncated))
     return encoded
 
 
@@ -68,7 +74,7 @@ def completion_tokens(model, tokenizer, prompts: list[str], completions: list[st
     """Each completion's token ids, NLL and rank given its prompt, in one forward pass each."""
     import torch
 
-    encoded = encode_completions(tokenizer, prompts, completions)
+    encoded = encode_completions(tokenizer, prompts, completions, model.config.max_position_embeddings)
     order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i][0]), i))
     device = next(model.parameters()).device
     out: list = [None] * len(encoded)
@@ -85,20 +91,21 @@ def completion_tokens(model, tokenizer, prompts: list[str], completions: list[st
             nll = (torch.logsumexp(logits, dim=-1) - chosen.squeeze(-1)).cpu()
             rank = ((logits > chosen).sum(dim=-1) + 1).cpu()
         for r, i in enumerate(rows):
-            full, start = encoded[i]
+            full, start, truncated = encoded[i]
             out[i] = TraceTokens(ids=np.asarray(full[start:], dtype=np.int64),
                                  nll=nll[r, start - 1:len(full) - 1].numpy().astype(np.float64),
-                                 rank=rank[r, start - 1:len(full) - 1].numpy().astype(np.int64))
+                                 rank=rank[r, start - 1:len(full) - 1].numpy().astype(np.int64),
+                                 truncated=truncated)
     return out
 
 
 def completion_tokens_vllm(engine, prompts: list[str], completions: list[str]) -> list[TraceTokens]:
     """The same as ``completion_tokens``, from vLLM's prompt log-probabilities (``engine`` is a
     ``scripts.generation.VLLMBackend``); one engine pass over every trace."""
-    encoded = encode_completions(engine.tokenizer, prompts, completions)
-    scored = engine.score([full for full, _ in encoded], [start for _, start in encoded])
-    return [TraceTokens(ids=np.asarray(full[start:], dtype=np.int64), nll=nll, rank=rank)
-            for (full, start), (nll, rank) in zip(encoded, scored)]
+    encoded = encode_completions(engine.tokenizer, prompts, completions, engine.context_length())
+    scored = engine.score([full for full, _, _ in encoded], [start for _, start, _ in encoded])
+    return [TraceTokens(ids=np.asarray(full[start:], dtype=np.int64), nll=nll, rank=rank, truncated=truncated)
+            for (full, start, truncated), (nll, rank) in zip(encoded, scored)]
 
 
 def completion_nll(model, tokenizer, prompts: list[str], completions: list[str],
@@ -193,7 +200,7 @@ def main(snakemake) -> None:
             traces = completion_tokens(model, tokenizer, prompts, completions, p.batch_size)
         seconds = time.perf_counter() - start
         write_jsonl(snakemake.output.per_trace, [
-            {"id": r["id"], "tokens": len(t.nll), "nll": float(t.nll.sum()),
+            {"id": r["id"], "tokens": len(t.nll), "truncated": t.truncated, "nll": float(t.nll.sum()),
              "quarters": [s for s, _ in quarter_sums(t.nll)],
              "low_prob": low_prob_count(t.nll, p.low_prob_threshold),
              "rank_sum": int(np.minimum(t.rank, p.rank_clip).sum()),
@@ -202,6 +209,7 @@ def main(snakemake) -> None:
         np.savez_compressed(snakemake.output.tokens, trace_ids=np.array([r["id"] for r in stream], dtype=np.str_),
                             **token_data(traces, tokenizer))
         summary = {"stream": snakemake.wildcards.stream, **summarise([t.nll for t in traces]),
+                   "truncated_traces": sum(t.truncated for t in traces),
                    **learner_compatibility(traces, p.low_prob_threshold, p.rank_clip)}
         write_json(snakemake.output.summary, summary)
         print(summary)

@@ -151,6 +151,15 @@ class VLLMBackend:
             raise StageError(f"the vLLM engine returned {len(rows)} rows for {len(prompts)} prompts")
         return rows
 
+    def context_length(self) -> int:
+        """Longest sequence the engine takes: ``vllm.max_model_len``, else the model's own."""
+        if self.engine.get("max_model_len"):
+            return self.engine["max_model_len"]
+        from transformers import AutoConfig
+
+        kw = {"revision": self.student.get("revision")} if self.student.get("revision") else {}
+        return AutoConfig.from_pretrained(self.student["path"], **kw).max_position_embeddings
+
     def score(self, sequences: list[list[int]], starts: list[int]):
         """(NLL, rank) arrays of each sequence's tokens from ``start`` on, given what precedes them."""
         import numpy as np

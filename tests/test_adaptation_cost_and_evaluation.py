@@ -108,3 +108,17 @@ def test_token_data_keeps_each_traces_first_quarter_and_counts_every_token(tiny_
     assert data["vocab_counts"].sum() == sum(len(t.ids) for t in traces) == data["tokens_per_trace"].sum()
     text = dict(zip(data["vocab_ids"].tolist(), data["vocab_text"].tolist()))
     assert "".join(text[i] for i in traces[0].ids.tolist()) == COMPLETIONS[0]
+
+
+def test_a_trace_past_the_students_context_is_scored_up_to_it_and_flagged(tiny_student):
+    from scripts.adaptation_cost import completion_tokens
+
+    model, tok = load_student(tiny_student)
+    context = model.config.max_position_embeddings
+    prompt = "Problem: Tom has 3 coins.\nSolution:\n"
+    short, long = "Tom starts with 3 coins.", "Tom starts with 3 coins. " * 100
+    traces = completion_tokens(model.eval(), tok, [prompt, prompt], [short, long], batch_size=2)
+    assert len(tok(prompt + long)["input_ids"]) > context
+    assert [t.truncated for t in traces] == [False, True]
+    assert len(tok(prompt)["input_ids"]) + len(traces[1].nll) == context - 1
+    assert np.isfinite(traces[1].nll).all()

@@ -89,11 +89,14 @@ def test_lora_greedy_output_equals_peft(student, tmp_path):
 
 
 def test_prompt_logprob_perplexity_equals_a_transformers_forward_pass(student):
-    completions = [e["completion"] for e in EXAMPLES[:5]] + ["Tom has 9 apples.\nThe answer is \\boxed{9}."]
-    prompts = [e["prompt"] for e in EXAMPLES[:5]] + [PROMPTS[0]]
+    # The last trace runs past the 512-token context: both backends score its first 511 tokens.
+    completions = [e["completion"] for e in EXAMPLES[:5]] + ["Tom has 9 apples.\nThe answer is \\boxed{9}.",
+                                                          "Tom has 9 apples. " * 200]
+    prompts = [e["prompt"] for e in EXAMPLES[:5]] + [PROMPTS[0], PROMPTS[1]]
     model, tokenizer = load_student(student)
     expected = completion_tokens(model.eval(), tokenizer, prompts, completions, batch_size=4)
     got = completion_tokens_vllm(VLLMBackend(student, engine=ENGINE), prompts, completions)
+    assert [t.truncated for t in got] == [t.truncated for t in expected] == [False] * 6 + [True]
     for e, g in zip(expected, got, strict=True):
         assert np.array_equal(e.ids, g.ids)
         assert np.abs(e.nll - g.nll).max() < 1e-4
