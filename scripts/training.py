@@ -9,6 +9,7 @@
 """
 
 
+import copy
 import csv
 import math
 import os
@@ -28,10 +29,10 @@ def accumulation_steps(batch_size: int, micro_batch_size: int, world_size: int =
     return batch_size // per_step
 
 
-def fit(model, tokenizer, examples: list[dict], hp: dict, objective: str, output_dir: str,
-        seed: int, eos_token: str | None = None) -> list[dict]:
-    """Train ``model`` in place on prompt/completion ``examples``; return the loss curve. Each
-    completion ends with ``eos_token`` (default: the tokenizer's EOS), so the student learns to
+def sft_trainer(model, tokenizer, examples: list[dict], hp: dict, objective: str, output_dir: str,
+                seed: int, eos_token: str | None = None):
+    """TRL's SFTTrainer for prompt/completion ``examples``: loss on completion tokens only, each
+    completion ending with ``eos_token`` (default: the tokenizer's EOS), so the student learns to
     stop there."""
     import torch
     from datasets import Dataset
@@ -69,7 +70,16 @@ def fit(model, tokenizer, examples: list[dict], hp: dict, objective: str, output
         eos_token=eos_token,
     )
     data = Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples])
-    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
+    # TRL makes eos_token the tokenizer's EOS: a copy keeps the student's own tokenizer (saved
+    # with the checkpoint) unchanged, so generation stops at its EOS and its stop tokens alike.
+    processing = copy.deepcopy(tokenizer) if eos_token else tokenizer
+    return SFTTrainer(model=model, args=args, train_dataset=data, processing_class=processing)
+
+
+def fit(model, tokenizer, examples: list[dict], hp: dict, objective: str, output_dir: str,
+        seed: int, eos_token: str | None = None) -> list[dict]:
+    """Train ``model`` in place (see ``sft_trainer``); return the loss curve."""
+    trainer = sft_trainer(model, tokenizer, examples, hp, objective, output_dir, seed, eos_token)
     trainer.train()
     curve = [{"step": h["step"], "loss": h["loss"], "lr": h.get("learning_rate", math.nan)}
              for h in trainer.state.log_history if "loss" in h]

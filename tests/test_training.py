@@ -5,7 +5,7 @@ import torch
 
 from scripts.stage import StageError
 from scripts.student import load_student
-from scripts.training import accumulation_steps, fit, with_lora
+from scripts.training import accumulation_steps, fit, sft_trainer, with_lora
 
 HP = {"lr": 1e-3, "batch_size": 4, "micro_batch_size": 2, "epochs": 1, "max_steps": 3, "lr_scheduler": "cosine",
       "warmup_ratio": 0.0, "weight_decay": 0.0, "max_length": 128, "bf16": False}
@@ -15,14 +15,8 @@ EXAMPLES = [{"prompt": f"Problem: Ana has {i} coins.\nSolution:\n",
 
 def first_batch_loss(model, tokenizer, objective):
     """TRL's loss on one collated batch, and the same loss computed by hand from the logits."""
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
-
-    args = SFTConfig(output_dir="/tmp/unused-dft-test", loss_type={"sft": "nll", "dft": "dft"}[objective],
-                     completion_only_loss=True, per_device_train_batch_size=4, use_cpu=True, report_to=[],
-                     max_length=128)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(EXAMPLES[:4]),
-                         processing_class=tokenizer)
+    trainer = sft_trainer(model, tokenizer, EXAMPLES[:4], {**HP, "batch_size": 4, "micro_batch_size": 4},
+                          objective, "/tmp/unused-dft-test", seed=0)
     batch = next(iter(trainer.get_train_dataloader()))
     model.eval()  # no dropout: the hand computation must see the same forward pass
     with torch.no_grad():
@@ -89,3 +83,21 @@ def test_effective_batch_size_is_kept_by_gradient_accumulation():
     assert accumulation_steps(256, 8, world_size=4) == 8
     with pytest.raises(StageError, match="multiple"):
         accumulation_steps(100, 8)
+
+
+def test_a_chat_templated_student_learns_to_end_its_turn_with_its_stop_token(tiny_student):
+    # students.<name>.stop_tokens[0] is passed as eos_token: every completion's last labelled
+    # token is that token, not the tokenizer's EOS. (The built-in tokenizer has no <|im_end|>:
+    # a word token whose text is itself stands in for it.)
+    model, tokenizer = load_student(tiny_student, seed=0)
+    eos = tokenizer.eos_token
+    word = next(t for t in sorted(tokenizer.get_vocab()) if t.isascii() and t.isalpha() and len(t) >= 3
+                and tokenizer(t)["input_ids"] == [tokenizer.convert_tokens_to_ids(t)])
+    stop = [tokenizer.convert_tokens_to_ids(word)]
+    trainer = sft_trainer(model, tokenizer, EXAMPLES[:4], {**HP, "batch_size": 4, "micro_batch_size": 4}, "sft",
+                          "/tmp/unused-eos-test", seed=0, eos_token=word)
+    batch = next(iter(trainer.get_train_dataloader()))
+    for labels in batch["labels"].tolist():
+        kept = [t for t in labels if t != -100]
+        assert kept[-1] == stop[0] and tokenizer.eos_token_id not in kept
+    assert tokenizer.eos_token == eos, "the student's own tokenizer (saved with the checkpoint) keeps its EOS"
