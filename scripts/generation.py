@@ -116,11 +116,16 @@ class VLLMBackend:
         self.student, self.adapter, self.engine = student, adapter, engine
         self.stop = stop_token_ids(self.tokenizer, student)
 
-    def _run(self, request: dict, result_name: str, seed: int = 0) -> Path:
+    def _run(self, request: dict, result_name: str, read, seed: int = 0):
+        """Run the engine on ``request``; return ``read(result path)``. The request and result
+        files live in a scratch folder removed afterwards."""
+        with tempfile.TemporaryDirectory(prefix="vllm_engine_") as scratch:
+            return read(self._engine(request, Path(scratch), result_name, seed))
+
+    def _engine(self, request: dict, work: Path, result_name: str, seed: int) -> Path:
         python = self.engine.get("python") or sys.executable
         request = {**request, "model": self.student["path"], "revision": self.student.get("revision"),
                    "adapter": self.adapter, "engine": self.engine, "seed": seed}
-        work = Path(tempfile.mkdtemp(prefix="vllm_engine_"))
         (work / "request.json").write_text(json.dumps(request), encoding="utf-8")
         result = work / result_name
         out = sys.stdout if _has_fd(sys.stdout) else None  # the job's log, when there is one
@@ -131,22 +136,29 @@ class VLLMBackend:
                                   stdout=out, stderr=subprocess.STDOUT if out else None, env=env)
         except OSError as e:
             raise StageError(f"cannot run the vLLM engine's interpreter {python!r} (config key vllm.python): {e}") from e
-        if done.returncode != 0 or not result.exists():
+        timing = Path(f"{result}.timing.json")  # written after the complete result
+        if not timing.exists():
             raise StageError(f"the vLLM engine ({python} -m scripts.vllm_engine) failed with exit code "
                              f"{done.returncode}; its output is above in this log. Is vLLM installed for "
                              f"that interpreter (config key vllm.python)?")
-        self.last_timing = json.loads(Path(f"{result}.timing.json").read_text())
+        if done.returncode != 0:
+            print(f"warning: the vLLM engine exited with code {done.returncode} after writing its complete "
+                  f"result (a crash in its shutdown); the result is used", flush=True)
+        self.last_timing = json.loads(timing.read_text())
         return result
 
     def sample(self, prompts: list[str], n: int, temperature: float, max_new_tokens: int,
                seed: int, desc: str = "sampling") -> list[list[Sample]]:
         ids = [self.tokenizer(p)["input_ids"] for p in prompts]
         print(f"{desc}: {len(prompts)} prompts x {n} through vLLM", flush=True)
-        result = self._run({"task": "sample", "prompts": ids, "n": n, "temperature": temperature,
-                            "max_new_tokens": max_new_tokens, "stop_token_ids": self.stop},
-                           "samples.jsonl", seed)
-        with open(result, encoding="utf-8") as f:
-            rows = [[Sample(**s) for s in json.loads(line)] for line in f]
+
+        def read(result: Path) -> list[list[Sample]]:
+            with open(result, encoding="utf-8") as f:
+                return [[Sample(**s) for s in json.loads(line)] for line in f]
+
+        rows = self._run({"task": "sample", "prompts": ids, "n": n, "temperature": temperature,
+                          "max_new_tokens": max_new_tokens, "stop_token_ids": self.stop},
+                         "samples.jsonl", read, seed)
         if len(rows) != len(prompts):
             raise StageError(f"the vLLM engine returned {len(rows)} rows for {len(prompts)} prompts")
         return rows
@@ -164,9 +176,12 @@ class VLLMBackend:
         """(NLL, rank) arrays of each sequence's tokens from ``start`` on, given what precedes them."""
         import numpy as np
 
-        data = np.load(self._run({"task": "score", "sequences": sequences, "starts": starts}, "scores.npz"))
-        bounds = np.cumsum(data["counts"])[:-1]
-        return list(zip(np.split(data["nll"], bounds), np.split(data["rank"], bounds)))
+        def read(result: Path):
+            with np.load(result) as data:
+                bounds = np.cumsum(data["counts"])[:-1]
+                return list(zip(np.split(data["nll"], bounds), np.split(data["rank"], bounds)))
+
+        return self._run({"task": "score", "sequences": sequences, "starts": starts}, "scores.npz", read)
 
 
 def _has_fd(stream) -> bool:

