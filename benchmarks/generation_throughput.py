@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     args = parser.parse_args()
     engine = {"python": args.vllm_python, "dtype": args.dtype, "gpu_memory_utilization": 0.5,
-              "max_model_len": 1024, "max_num_batched_tokens": 32768, "max_num_seqs": 256,
+              "max_model_len": None, "max_num_batched_tokens": 32768, "max_num_seqs": 256,
               "tensor_parallel_size": 1, "enforce_eager": False}
     prompts = [TEMPLATE.format(problem=f"Mia has {i} marbles and finds {i % 7 + 2} more. How many now?")
                for i in range(args.prompts)]
