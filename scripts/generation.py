@@ -83,8 +83,7 @@ class TransformersBackend:
             with torch.inference_mode():
                 gen = self.model.generate(
                     **enc, do_sample=not greedy, temperature=None if greedy else temperature,
-                    top_p=None if greedy else 1.0, top_k=None if greedy else 0,  # plain sampling: no
-                    num_return_sequences=1 if greedy else n,  # top-p/top-k from a hub generation config
+                    top_p=None, top_k=None, num_return_sequences=1 if greedy else n,
                     max_new_tokens=max_new_tokens, eos_token_id=self.stop, pad_token_id=self.tokenizer.pad_token_id,
                 )
             if greedy:  # n greedy samples are n copies of one

