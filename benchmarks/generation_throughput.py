@@ -4,7 +4,7 @@
     make benchmark-generation
 
 For each model size, both backends sample the same prompts (n samples each at temperature 1.0,
-up to --max-new-tokens) through ``scripts.generation``, exactly as the native-traces and
+up to --max-new-tokens) through ``scripts.backends.generation``, exactly as the native-traces and
 evaluation stages do, and the script prints completion tokens per second: over the sampling
 alone (after the model is loaded / the engine has started) and over the whole call.
 The models are the vLLM tests' randomly initialised Qwen2 students (``tests/vllm_server.py``;
@@ -30,10 +30,10 @@ from vllm_server import random_student  # noqa: E402 -- the vLLM tests' student
 
 
 def measure(name: str, student: dict, prompts: list[str], args, engine: dict) -> dict:
-    from scripts.generation import backend
+    from scripts.backends.generation import generator
 
     start = time.perf_counter()
-    gen = backend(name, student, batch_size=args.batch_size, vllm=engine)
+    gen = generator(name, student, batch_size=args.batch_size, vllm=engine)
     ready = time.perf_counter()
     samples = gen.sample(prompts, args.n, 1.0, args.max_new_tokens, seed=0, desc=name)
     done = time.perf_counter()

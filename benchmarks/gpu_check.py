@@ -1,5 +1,5 @@
 """GPU check: one SFT step and one DFT step of a Qwen2.5-Math-1.5B-shaped student through the
-project's own training code (`scripts/training.py`'s `fit`, the code the `fine_tune` rule runs),
+project's own training code (`scripts/training/trainer.py`'s `fit`, the code the `fine_tune` rule runs),
 asserting a finite loss, and printing training tokens/s and peak GPU memory.
 
     python benchmarks/gpu_check.py                          # any CUDA machine: the 1.5B shape, bf16
@@ -96,7 +96,7 @@ def train_steps(objective: str, arch: dict, tokenizer, examples, hp, dtype, devi
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from scripts.training import fit
+    from scripts.training.trainer import fit
 
     torch.manual_seed(seed)
     config = Qwen2Config(**arch, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
@@ -113,7 +113,7 @@ def train_steps(objective: str, arch: dict, tokenizer, examples, hp, dtype, devi
         torch.cuda.reset_peak_memory_stats()
     meter = Meter(model, sync)
     with tempfile.TemporaryDirectory() as scratch:
-        curve = fit(model, tokenizer, examples, hp, objective, scratch, seed)
+        model, curve = fit(model, tokenizer, examples, hp, objective, scratch, seed)
     seconds = meter.stop()
     changed = float((probe.detach() != before).float().mean())
     result = {"objective": objective, "parameters": params, "steps": len(curve),
@@ -145,7 +145,7 @@ def main() -> int:
     import transformers
     import trl
 
-    from scripts.student import train_tokenizer
+    from scripts.organism.student import train_tokenizer
 
     cuda = torch.cuda.is_available()
     if not cuda and not args.tiny:

@@ -37,14 +37,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import vllm_server  # noqa: E402
 from fault_proxy import FaultProxy, ident_of  # noqa: E402
 from test_oracle_client import KEY_ENV, RUNNER, api_spec, items  # noqa: E402 -- the tests' items and spec
-from scripts.oracle_cache import OracleCache  # noqa: E402
-from scripts.oracle_client import OpenAIOracle  # noqa: E402
+from scripts.backends.oracles.cache import OracleCache  # noqa: E402
+from scripts.backends.oracles.openai_client import OpenAIOracle  # noqa: E402
 
 
 def spec(url: str, **kw) -> dict:
     """The tests' API oracle spec, with the benchmark's concurrency and patience."""
-    return api_spec(url, **{"max_tokens": 8, "concurrency": 64, "timeout_s": 120, "backoff_base_s": 0.1,
-                            "backoff_max_s": 2.0, **kw})
+    return api_spec(url, **{"max_tokens": 8, "concurrency": 64, "timeout_s": 120, **kw})
 
 
 def timed_run(url: str, concurrency: int, its: list[dict]) -> float:

@@ -1,6 +1,6 @@
 """Benchmark: tokens per second of the student's forward pass (perplexity, low-probability
-fraction, RSR: scripts/adaptation_cost.py) and of each learned reward-model backend
-(scripts/reward_models.py), batched against one at a time.
+fraction, RSR: the generation backend's score and scripts/analysis/adaptation_cost.py) and of each learned reward-model backend
+(scripts/backends/rewards/learned.py), batched against one at a time.
 
     python benchmarks/scoring_throughput.py                   # student-sized models, 256 traces
     python benchmarks/scoring_throughput.py --traces 64 --batch-sizes 1 16
@@ -32,9 +32,9 @@ def build(folder: Path, hidden: int, layers: int):
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen2ForSequenceClassification
 
-    from scripts import word_problems as wp
-    from scripts.reward_models import Qwen2MathScoreModel
-    from scripts.student import train_tokenizer
+    from scripts.organism import word_problems as wp
+    from scripts.backends.rewards.learned import Qwen2MathScoreModel
+    from scripts.organism.student import train_tokenizer
 
     rng = random.Random(0)
     texts = []
@@ -62,11 +62,13 @@ def build(folder: Path, hidden: int, layers: int):
         tok.save_pretrained(folders[backend])
     print(f"models: hidden {hidden}, {layers} layers, {sum(p.numel() for p in student.parameters()):,} "
           f"parameters (student), vocabulary {len(tok)}")
-    return tok, student.eval(), folders
+    student.save_pretrained(folder / "student")
+    tok.save_pretrained(folder / "student")
+    return tok, {"name": "student", "path": str(folder / "student"), "revision": None}, folders
 
 
 def traces(n: int) -> list[dict]:
-    from scripts import word_problems as wp
+    from scripts.organism import word_problems as wp
 
     rng = random.Random(1)
     out = []
@@ -87,8 +89,8 @@ def main() -> None:
 
     import torch
 
-    from scripts.adaptation_cost import completion_tokens
-    from scripts.reward import reward_model
+    from scripts.backends.generation import generator
+    from scripts.backends.rewards import reward_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -99,7 +101,9 @@ def main() -> None:
         prompts = [TEMPLATE.format(problem=it["problem"]) for it in items]
         for bs in args.batch_sizes:
             start = time.perf_counter()
-            out = completion_tokens(student, tok, prompts, [it["trace"] for it in items], bs)
+            scorer = generator("transformers", student, batch_size=bs, gpu_dtype="float32")
+            start = time.perf_counter()  # the forward passes, not the loading
+            out = scorer.score(prompts, [it["trace"] for it in items])
             seconds = time.perf_counter() - start
             rows.append(("student forward pass (adaptation_cost)", bs, sum(len(t.ids) for t in out), seconds))
         for backend, folder in folders.items():

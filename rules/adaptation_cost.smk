@@ -12,19 +12,17 @@ rule adaptation_cost:
         tokens="results/adaptation_cost/{student}/{stream}.tokens.npz",
     log:
         "results/logs/adaptation_cost/{student}/{stream}.log",
-    conda:
-        student_env("adaptation_cost")
-    threads: 1
     resources:
-        gpu=res("adaptation_cost", "gpu"),
-        mem_mb=by_attempt("adaptation_cost", "mem_mb"),
-        runtime=by_attempt("adaptation_cost", "runtime"),
+        **stage_resources("adaptation_cost"),
     params:
         backend=config["adaptation_cost"]["backend"],
         vllm=vllm_engine("adaptation_cost"),
         batch_size=config["adaptation_cost"]["batch_size"],
         low_prob_threshold=config["adaptation_cost"]["low_prob_threshold"],
         rank_clip=config["adaptation_cost"]["rank_clip"],
-        code=code("adaptation_cost.py"),
+        code=generation_code("adaptation_cost"),
+    threads: 1
+    conda:
+        student_env("adaptation_cost")
     script:
-        "../scripts/adaptation_cost.py"
+        "../scripts/stages/adaptation_cost.py"

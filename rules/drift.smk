@@ -55,17 +55,15 @@ rule drift:
         ),
     log:
         "results/logs/drift/{student}.log",
-    conda:
-        "../envs/report.yaml"
-    threads: 1
     resources:
-        gpu=res("light", "gpu"),
-        mem_mb=by_attempt("light", "mem_mb"),
-        runtime=by_attempt("light", "runtime"),
+        **stage_resources("light"),
     params:
         streams=STREAMS,
         reference_stream=config["adaptation_cost"]["drift"]["reference_stream"],
         top_tokens=config["adaptation_cost"]["drift"]["top_tokens"],
-        code=code("drift.py"),
+        code=code("drift"),
+    threads: 1
+    conda:
+        "../envs/report.yaml"
     script:
-        "../scripts/drift.py"
+        "../scripts/stages/drift.py"

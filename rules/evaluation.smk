@@ -1,4 +1,9 @@
-# Utility: Avg@k per benchmark suite, for the base student and every fine-tuned one.
+# Utility: Avg@k per benchmark suite, for the base student (sampled, and greedy as a fidelity
+# check) and every fine-tuned one.
+
+
+def benchmark_files(wildcards=None):
+    return [f"results/problems/benchmarks/{b}.jsonl" for b in BENCHMARKS]
 
 
 rule evaluate_base:
@@ -10,52 +15,36 @@ rule evaluate_base:
         samples="results/evaluation/{student}/base/samples.jsonl",
     log:
         "results/logs/evaluation/{student}/base.log",
-    conda:
-        student_env("evaluation")
-    threads: 1
     resources:
-        gpu=res("evaluation", "gpu"),
-        mem_mb=by_attempt("evaluation", "mem_mb"),
-        runtime=by_attempt("evaluation", "runtime"),
+        **stage_resources("evaluation"),
     params:
         spec=config["evaluation"],
         benchmarks=BENCHMARKS,
         vllm=vllm_engine("evaluation"),
-        checkpoint=False,
         method=None,
-        code=code("evaluation.py"),
+        code=generation_code("evaluation"),
+    threads: 1
+    conda:
+        student_env("evaluation")
     script:
-        "../scripts/evaluation.py"
+        "../scripts/stages/evaluation.py"
 
 
-rule evaluate_base_greedy:
-    input:
-        student="results/student/{student}/student.json",
-        benchmarks=benchmark_files,
+use rule evaluate_base as evaluate_base_greedy with:
     output:
         scores="results/evaluation/{student}/base_greedy/scores.json",
         samples="results/evaluation/{student}/base_greedy/samples.jsonl",
     log:
         "results/logs/evaluation/{student}/base_greedy.log",
-    conda:
-        student_env("evaluation")
-    threads: 1
-    resources:
-        gpu=res("evaluation", "gpu"),
-        mem_mb=by_attempt("evaluation", "mem_mb"),
-        runtime=by_attempt("evaluation", "runtime"),
     params:
         spec={**config["evaluation"], "temperature": 0, "k": 1},
         benchmarks=BENCHMARKS,
         vllm=vllm_engine("evaluation"),
-        checkpoint=False,
         method=None,
-        code=code("evaluation.py"),
-    script:
-        "../scripts/evaluation.py"
+        code=generation_code("evaluation"),
 
 
-rule evaluate_checkpoint:
+use rule evaluate_base as evaluate_checkpoint with:
     input:
         student="results/student/{student}/student.json",
         checkpoint=f"results/training/{RUN}/checkpoint",
@@ -65,19 +54,9 @@ rule evaluate_checkpoint:
         samples=f"results/evaluation/{RUN}/samples.jsonl",
     log:
         f"results/logs/evaluation/{RUN}.log",
-    conda:
-        student_env("evaluation")
-    threads: 1
-    resources:
-        gpu=res("evaluation", "gpu"),
-        mem_mb=by_attempt("evaluation", "mem_mb"),
-        runtime=by_attempt("evaluation", "runtime"),
     params:
         spec=config["evaluation"],
         benchmarks=BENCHMARKS,
         vllm=vllm_engine("evaluation"),
-        checkpoint=True,
         method=config["training"]["method"],
-        code=code("evaluation.py"),
-    script:
-        "../scripts/evaluation.py"
+        code=generation_code("evaluation"),

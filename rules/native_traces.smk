@@ -1,5 +1,12 @@
 # Native traces: N samples per pool problem from the student at temperature T.
 
+from scripts.backends.generation import GENERATORS
+
+
+def generation_code(stage):
+    """A student-running stage's code with the generation backend its config chooses."""
+    return code(stage, GENERATORS.loader(config[stage]["backend"]))
+
 
 rule native_traces:
     input:
@@ -10,17 +17,15 @@ rule native_traces:
         "results/native_traces/{student}.jsonl",
     log:
         "results/logs/native_traces/{student}.log",
-    conda:
-        student_env("native_traces")
-    threads: 2
     resources:
-        gpu=res("native_traces", "gpu"),
-        mem_mb=by_attempt("native_traces", "mem_mb"),
-        runtime=by_attempt("native_traces", "runtime"),
+        **stage_resources("native_traces"),
     params:
         spec=config["native_traces"],
         vllm=vllm_engine("native_traces"),
         replay=REPLAY,
-        code=code("native_traces.py"),
+        code=generation_code("native_traces"),
+    threads: 2
+    conda:
+        student_env("native_traces")
     script:
-        "../scripts/native_traces.py"
+        "../scripts/stages/native_traces.py"

@@ -1,5 +1,15 @@
 # Problems: the training pool and the benchmark suites, in one normalised schema.
 
+from scripts.data.problems import PROBLEM_SOURCES
+
+
+def benchmark_spec(wildcards):
+    return config["problems"]["benchmarks"][wildcards.benchmark]
+
+
+def benchmark_code(wildcards):
+    return code("problems", PROBLEM_SOURCES.loader(benchmark_spec(wildcards)["source"]))
+
 
 # Downloads (a `datasets` source) run where Snakemake runs: compute nodes may be offline.
 localrules:
@@ -14,38 +24,25 @@ rule problem_pool:
         "results/problems/pool.jsonl",
     log:
         "results/logs/problem_pool.log",
-    conda:
-        "../envs/data.yaml"
-    threads: 1
     resources:
-        gpu=res("light", "gpu"),
-        mem_mb=by_attempt("light", "mem_mb"),
-        runtime=by_attempt("light", "runtime"),
+        **stage_resources("light"),
     params:
         spec=config["problems"]["pool"],
         replay=REPLAY,
-        code=code("problems.py"),
+        code=code("problems", PROBLEM_SOURCES.loader(config["problems"]["pool"]["source"])),
+    threads: 1
+    conda:
+        "../envs/data.yaml"
     script:
-        "../scripts/problems.py"
+        "../scripts/stages/problems.py"
 
 
-rule benchmark_problems:
-    input:
-        archived=archived,
+use rule problem_pool as benchmark_problems with:
     output:
         "results/problems/benchmarks/{benchmark}.jsonl",
     log:
         "results/logs/benchmark_problems/{benchmark}.log",
-    conda:
-        "../envs/data.yaml"
-    threads: 1
-    resources:
-        gpu=res("light", "gpu"),
-        mem_mb=by_attempt("light", "mem_mb"),
-        runtime=by_attempt("light", "runtime"),
     params:
         spec=benchmark_spec,
         replay=REPLAY,
-        code=code("problems.py"),
-    script:
-        "../scripts/problems.py"
+        code=benchmark_code,

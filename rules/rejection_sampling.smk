@@ -11,15 +11,13 @@ rule rejection_sampling:
         summary="results/rejection_sampling/{student}/summary.json",
     log:
         "results/logs/rejection_sampling/{student}.log",
-    conda:
-        "../envs/data.yaml"
-    threads: 2
     resources:
-        gpu=res("light", "gpu"),
-        mem_mb=by_attempt("light", "mem_mb"),
-        runtime=by_attempt("light", "runtime"),
+        **stage_resources("light"),
     params:
         spec=config["rejection_sampling"],
-        code=code("rejection_sampling.py"),
+        code=code("rejection_sampling"),
+    threads: 2
+    conda:
+        "../envs/data.yaml"
     script:
-        "../scripts/rejection_sampling.py"
+        "../scripts/stages/rejection_sampling.py"

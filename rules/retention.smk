@@ -8,25 +8,23 @@ rule retention:
         archived=archived,
         stream="results/streams/{student}/{stream}.jsonl",
         solvable="results/rejection_sampling/{student}/solvable.jsonl",
-        prompt=judge_prompt,
     output:
         scores="results/retention/{student}/{stream}.jsonl",
         summary="results/retention/{student}/{stream}.json",
     log:
         "results/logs/retention/{student}/{stream}.log",
-    conda:
-        "../envs/data.yaml"
-    threads: 1
     resources:
-        gpu=res("light", "gpu"),
-        mem_mb=by_attempt("light", "mem_mb"),
-        runtime=by_attempt("light", "runtime"),
+        **stage_resources("light"),
         oracle_api=oracle_api,
     params:
         oracle=oracle_spec,
         oracle_name=oracle_name,
         oracle_cache=oracle_cache,
+        prompt=oracle_prompt("judge"),
         replay=REPLAY,
-        code=code("retention.py"),
+        code=oracle_code("retention"),
+    threads: 1
+    conda:
+        "../envs/data.yaml"
     script:
-        "../scripts/retention.py"
+        "../scripts/stages/retention.py"

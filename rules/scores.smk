@@ -1,5 +1,15 @@
 # Perceived quality: each reward model's score of every trace of a stream (the built-in process
-# reward, or a learned reward model through transformers: scripts/reward_models.py).
+# reward, or a learned reward model through transformers).
+
+from scripts.backends.rewards import REWARD_MODELS
+
+
+def reward_spec(wildcards):
+    return config["rewards"][wildcards.reward]
+
+
+def reward_code(wildcards):
+    return code("reward_scores", REWARD_MODELS.loader(reward_spec(wildcards)["backend"]))
 
 
 rule reward_scores:
@@ -12,17 +22,14 @@ rule reward_scores:
         summary="results/scores/{student}/{stream}/{reward}.json",
     log:
         "results/logs/scores/{student}/{stream}/{reward}.log",
-    conda:
-        "../envs/training.yaml"
-    threads: 1
     resources:
-        gpu=res("reward", "gpu"),
-        mem_mb=by_attempt("reward", "mem_mb"),
-        runtime=by_attempt("reward", "runtime"),
+        **stage_resources("reward"),
     params:
         spec=reward_spec,
         replay=REPLAY,
-        code=code("reward.py"),
-        models_code=code("reward_models.py"),
+        code=reward_code,
+    threads: 1
+    conda:
+        "../envs/training.yaml"
     script:
-        "../scripts/reward.py"
+        "../scripts/stages/reward_scores.py"

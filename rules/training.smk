@@ -1,4 +1,4 @@
-# Fine-tuning the student on each stream: SFT or DFT, over the lr x batch size x seed grid.
+# Fine-tuning the student on each stream: SFT or DFT, over the lr x batch size x epochs x seed grid.
 
 
 rule fine_tune:
@@ -11,17 +11,15 @@ rule fine_tune:
         summary=f"results/training/{RUN}/train.json",
     log:
         f"results/logs/training/{RUN}.log",
-    conda:
-        "../envs/training.yaml"
-    threads: 1
     resources:
-        gpu=res("training", "gpu"),
-        mem_mb=by_attempt("training", "mem_mb"),
-        runtime=by_attempt("training", "runtime"),
+        **stage_resources("training"),
     params:
         method=config["training"]["method"],
         hparams=config["training"]["hparams"],
         lora=config["training"]["lora"],
-        code=code("training.py"),
+        code=code("fine_tune"),
+    threads: 1
+    conda:
+        "../envs/training.yaml"
     script:
-        "../scripts/training.py"
+        "../scripts/stages/fine_tune.py"

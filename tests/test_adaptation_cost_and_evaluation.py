@@ -4,9 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from scripts.adaptation_cost import completion_nll, quarter_sums, summarise
-from scripts.evaluation import avg_at_k, bootstrap_ci95
-from scripts.student import load_student
+from scripts.analysis.adaptation_cost import quarter_sums, summarise
+from scripts.analysis.statistics import bootstrap_ci95
+from scripts.analysis.utility import avg_at_k
+from scripts.backends.generation import generator
+from scripts.backends.models import load_student
+
+
+def scorer(student, batch_size=32):
+    """The adaptation-cost stage's forward pass: the transformers backend's ``score``."""
+    return generator("transformers", student, batch_size=batch_size, gpu_dtype="float32")
 
 
 def test_completion_nll_equals_a_direct_forward_pass_and_ignores_the_prompt(tiny_student):
@@ -14,7 +21,7 @@ def test_completion_nll_equals_a_direct_forward_pass_and_ignores_the_prompt(tiny
     model.eval()
     prompts = ["Problem: Tom has 3 coins.\nSolution:\n", "Problem: Ana has 12 shells. She loses 5 shells.\nSolution:\n"]
     completions = ["Tom starts with 3 coins.", "Ana starts with 12 shells.\nShe loses 5, so 12 - 5 = 7."]
-    batched = completion_nll(model, tok, prompts, completions, batch_size=2)
+    batched = [t.nll for t in scorer(tiny_student, batch_size=2).score(prompts, completions)]
     for p, c, nll in zip(prompts, completions, batched):
         p_ids, ids = tok(p)["input_ids"], tok(p + c)["input_ids"]
         labels = torch.tensor([[-100] * len(p_ids) + ids[len(p_ids):]])
@@ -54,12 +61,12 @@ COMPLETIONS = ["Tom starts with 3 coins.", "Ana starts with 12 shells.\nShe lose
 
 
 def test_ranks_and_low_probability_tokens_equal_a_direct_forward_pass(tiny_student):
-    from scripts.adaptation_cost import completion_tokens, low_prob_count, rank_surprisal_ratio
+    from scripts.analysis.adaptation_cost import low_prob_count, rank_surprisal_ratio
 
     model, tok = load_student(tiny_student)
     model.eval()
-    traces = completion_tokens(model, tok, PROMPTS, COMPLETIONS, batch_size=2)
-    one_by_one = completion_tokens(model, tok, PROMPTS, COMPLETIONS, batch_size=1)
+    traces = scorer(tiny_student, batch_size=2).score(PROMPTS, COMPLETIONS)
+    one_by_one = scorer(tiny_student, batch_size=1).score(PROMPTS, COMPLETIONS)
     for p, c, t, u in zip(PROMPTS, COMPLETIONS, traces, one_by_one):
         ids = tok(p + c)["input_ids"]
         n = len(ids) - len(tok(p)["input_ids"])
@@ -80,7 +87,8 @@ def test_ranks_and_low_probability_tokens_equal_a_direct_forward_pass(tiny_stude
 
 
 def test_stream_rsr_is_mean_clipped_rank_over_mean_surprisal_across_traces():
-    from scripts.adaptation_cost import TraceTokens, learner_compatibility
+    from scripts.analysis.adaptation_cost import learner_compatibility
+    from scripts.backends.generation.base import TraceTokens
 
     a = TraceTokens(ids=np.array([1, 2]), nll=np.array([0.1, 3.0]), rank=np.array([1, 500]))
     b = TraceTokens(ids=np.array([3, 4, 5, 6]), nll=np.array([1.0, 1.0, 1.0, 1.0]), rank=np.array([2, 2, 2, 2]))
@@ -94,11 +102,10 @@ def test_stream_rsr_is_mean_clipped_rank_over_mean_surprisal_across_traces():
 
 
 def test_token_data_keeps_each_traces_first_quarter_and_counts_every_token(tiny_student):
-    from scripts.adaptation_cost import completion_tokens, token_data
+    from scripts.analysis.adaptation_cost import token_data
 
-    model, tok = load_student(tiny_student)
-    model.eval()
-    traces = completion_tokens(model, tok, PROMPTS, COMPLETIONS)
+    tok = load_student(tiny_student)[1]
+    traces = scorer(tiny_student).score(PROMPTS, COMPLETIONS)
     data = token_data(traces, tok)
     for i, t in enumerate(traces):
         lo, hi = data["q1_offsets"][i], data["q1_offsets"][i + 1]
@@ -111,13 +118,11 @@ def test_token_data_keeps_each_traces_first_quarter_and_counts_every_token(tiny_
 
 
 def test_a_trace_past_the_students_context_is_scored_up_to_it_and_flagged(tiny_student):
-    from scripts.adaptation_cost import completion_tokens
-
     model, tok = load_student(tiny_student)
     context = model.config.max_position_embeddings
     prompt = "Problem: Tom has 3 coins.\nSolution:\n"
     short, long = "Tom starts with 3 coins.", "Tom starts with 3 coins. " * 100
-    traces = completion_tokens(model.eval(), tok, [prompt, prompt], [short, long], batch_size=2)
+    traces = scorer(tiny_student, batch_size=2).score([prompt, prompt], [short, long])
     assert len(tok(prompt + long)["input_ids"]) > context
     assert [t.truncated for t in traces] == [False, True]
     assert len(tok(prompt)["input_ids"]) + len(traces[1].nll) == context - 1

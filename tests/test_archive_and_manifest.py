@@ -2,9 +2,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from scripts.archive import checksums, freeze, replayed, restore, sha256
-from scripts.manifest import artifacts, config_hash, git_state, seeds
-from scripts.stage import StageError
+from scripts.infrastructure.archive import checksums, freeze, replayed, restore
+from scripts.infrastructure.records import sha256
+from scripts.infrastructure.manifest import artifacts, seeds
+from scripts.infrastructure.provenance import config_hash, git_state
+from scripts.infrastructure.stage_log import StageError
 
 
 @pytest.fixture

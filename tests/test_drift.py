@@ -1,4 +1,4 @@
-"""Drift analyses (scripts/drift.py): the measures on hand-made token data, then the stage on the
+"""Drift analyses (scripts/analysis/drift.py): the measures on hand-made token data, then the stage on the
 tiny student's forward pass over a native-style and an oracle-notation stream."""
 
 import math
@@ -8,10 +8,11 @@ from types import SimpleNamespace
 import numpy as np
 import polars as pl
 import pytest
+from conftest import run_stage
 
-from scripts import drift
-from scripts import word_problems as wp
-from scripts.records import write_json, write_jsonl
+from scripts.analysis import drift
+from scripts.organism import word_problems as wp
+from scripts.infrastructure.records import write_json, write_jsonl
 
 
 def stream(q1_ids, q1_nll, counts: dict, tokens_per_trace, text=None):
@@ -58,12 +59,10 @@ class Params(dict):
 
 
 def adaptation_cost_stage(tmp_path, student, name, traces):
-    from scripts.adaptation_cost import main
-
     src = tmp_path / "streams" / f"{name}.jsonl"
     write_jsonl(src, [{"id": str(i), "problem": p, "trace": t} for i, (p, t) in enumerate(traces)])
     out = tmp_path / "adaptation_cost" / name
-    main(SimpleNamespace(
+    run_stage("adaptation_cost", SimpleNamespace(
         input=SimpleNamespace(student=str(tmp_path / "student.json"), stream=str(src)),
         output=SimpleNamespace(per_trace=f"{out}.jsonl", summary=f"{out}.json", tokens=f"{out}.tokens.npz"),
         log=[str(tmp_path / "logs" / f"{name}.log")], threads=1, wildcards=SimpleNamespace(stream=name),
@@ -87,7 +86,7 @@ def drift_run(tiny_student, tmp_path_factory):
     out_dir = tmp / "drift" / "tiny"
 
     def run(reference="slm_rft"):
-        drift.main(SimpleNamespace(
+        run_stage("drift", SimpleNamespace(
             input=SimpleNamespace(summaries=[f"{outs[s]}.json" for s in streams],
                                   per_trace=[f"{outs[s]}.jsonl" for s in streams],
                                   tokens=[f"{outs[s]}.tokens.npz" for s in streams]),

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts.code_version import project_imports
+from scripts.infrastructure.provenance import imports
 
 REPO = Path(__file__).resolve().parents[1]
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
@@ -78,9 +78,9 @@ def rules() -> list[dict]:
 
 def third_party_imports(script: Path) -> set[str]:
     """Top-level names of everything a stage script imports, itself and its `scripts.*` modules
-    transitively (also imports inside functions: a lazily imported backend still runs in the env)."""
+    transitively (also imports inside functions: a backend a registry loads still runs in the env)."""
     names = set()
-    for module in project_imports(script):
+    for module in imports(script, lazy=True):
         for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 names |= {a.name.split(".")[0] for a in node.names}
@@ -176,7 +176,7 @@ def test_env_holds_every_package_its_rules_script_imports(rule):
     for env in rule["conda"]:
         have = set(pinned(load_env(env)))
         # student_env picks the training env only when the stage's backend is not vllm: there
-        # the vLLM engine (scripts.vllm_engine) never runs.
+        # the vLLM engine (scripts.backends.generation.vllm_engine) never runs.
         unused = {"vllm"} if len(rule["conda"]) > 1 and env.stem != "vllm" else set()
         missing = {name: dist for name, dist in needed.items() if dist not in have and name not in unused}
         assert not missing, (f"rule {rule['name']} runs {rule['script'].name} in {env.name}, "

@@ -1,10 +1,10 @@
 import difflib
 import random
 
-from scripts import word_problems as wp
-from scripts.oracle import oracle
-from scripts.intervals import mean_ci95
-from scripts.reward import reward_model
+from scripts.organism import word_problems as wp
+from scripts.backends.oracles import oracle
+from scripts.analysis.statistics import mean_ci95
+from scripts.backends.rewards import reward_model
 
 
 def items(n=30):

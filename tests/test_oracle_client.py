@@ -1,4 +1,4 @@
-"""The OpenAI-compatible oracle client: templates, cache keys, backoff and the config check on
+"""The OpenAI-compatible oracle client: templates, cache keys, Retry-After and the config check on
 their own; then retries, resume and concurrency against a real vLLM server (tests/vllm_server.py)
 behind the tests' fault-injecting proxy (tests/fault_proxy.py), counting what the server saw."""
 
@@ -18,12 +18,13 @@ import yaml
 
 import vllm_server
 from fault_proxy import Fault, FaultProxy, ident_of
-from scripts import word_problems as wp
-from scripts.oracle import oracle
-from scripts.oracle_client import OpenAIOracle, OracleError, backoff_s, load_template, parse, retry_after_s
-from scripts.retention import retention
-from scripts.streams import build_stream
-from scripts.study_config import ConfigError, check
+from scripts.organism import word_problems as wp
+from scripts.backends.oracles import oracle
+from scripts.backends.oracles.openai_client import OpenAIOracle, parse, retry_after_s
+from scripts.backends.oracles.prompts import OracleError, load_template
+from scripts.analysis.retention import retention
+from scripts.data.streams import build_stream
+from scripts.infrastructure.study_config import ConfigError, check
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS = {t: str(REPO / "prompts" / f"{t}.v1.md") for t in ("refine", "synthesize", "style_align", "judge")}
@@ -43,7 +44,7 @@ def items(n: int, seed: int = 5) -> list[dict]:
 def api_spec(base_url: str | None = "http://127.0.0.1:9/v1", **kw) -> dict:
     spec = {"backend": "openai", "base_url": base_url, "model": vllm_server.MODEL_NAME, "api_key_env": KEY_ENV,
             "temperature": 1.0, "top_p": 1.0, "max_tokens": 16, "seed": None, "extra": {}, "concurrency": 4,
-            "timeout_s": 30, "max_attempts": 4, "backoff_base_s": 0.05, "backoff_max_s": 0.2,
+            "timeout_s": 30, "max_attempts": 4,
             "price_per_million_input_tokens": 1.0, "price_per_million_output_tokens": 4.0, "prompts": PROMPTS}
     spec.update(kw)
     return spec
@@ -95,14 +96,6 @@ def test_cache_key_follows_what_determines_the_answer_and_not_the_server_url(tmp
     v2 = tmp_path / "refine.v2.md"
     v2.write_text(Path(PROMPTS["refine"]).read_text())  # same text, new version
     assert key(api_spec(), prompts={**PROMPTS, "refine": str(v2)}) != base
-
-
-def test_backoff_doubles_with_jitter_up_to_its_cap():
-    rng = random.Random(0)
-    for attempt, step in ((1, 1.0), (2, 2.0), (3, 4.0), (6, 10.0), (30, 10.0)):
-        waits = [backoff_s(attempt, 1.0, 10.0, rng) for _ in range(200)]
-        assert all(step / 2 <= w <= step for w in waits)
-        assert max(waits) - min(waits) > step / 4  # jittered, not fixed
 
 
 def test_retry_after_headers_in_seconds_milliseconds_or_as_a_date():
@@ -260,7 +253,7 @@ def test_429_with_retry_after_is_honoured_then_the_item_succeeds(server, key, tm
     its = items(3)
     policy = lambda ident, n: Fault("429", retry_after=1.0) if n == 1 else None  # noqa: E731
     with FaultProxy(server.address, policy=policy) as proxy:
-        o, outs = run_client(api_spec(proxy.url, backoff_base_s=0.01), "refine", its, str(tmp_path / "c.sqlite"))
+        o, outs = run_client(api_spec(proxy.url), "refine", its, str(tmp_path / "c.sqlite"))
     assert o.usage()["failed"] == 0 and o.usage()["retries"] == 3
     for ident, times in proxy.arrivals.items():
         assert len(times) == 2 and times[1] - times[0] >= 1.0  # waited what the server asked
@@ -333,7 +326,7 @@ def test_no_more_requests_in_flight_than_the_concurrency_limit(server, key, tmp_
 
 RUNNER = """
 import json, sys
-from scripts.oracle_client import OpenAIOracle
+from scripts.backends.oracles.openai_client import OpenAIOracle
 spec, its, cache = json.load(open(sys.argv[1]))
 OpenAIOracle(spec, cache).run("refine", its)
 """

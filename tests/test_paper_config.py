@@ -12,8 +12,8 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from scripts import study_config
-from scripts.problems import normalise
+from scripts.infrastructure import study_config
+from scripts.data.problems import normalise
 from test_slurm import REPO, STAGE, derived_slurm_profile, jobs_in_dry_run, snakemake
 
 PAPER = REPO / "configs" / "paper.yaml"

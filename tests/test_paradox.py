@@ -5,9 +5,10 @@ import math
 
 import numpy as np
 import pytest
+from conftest import markdown_rows
 
-from scripts.paradox import analyse, budget_figure, markdown, utilities, utility_matrix, verdict
-from scripts.records import write_jsonl
+from scripts.analysis.paradox import analyse, budget_figure, markdown, utilities, utility_matrix, verdict
+from scripts.infrastructure.records import write_jsonl
 
 STREAMS = ("slm_rft", "oracle_refined", "style_aligned", "oracle_synthesized", "reference")
 KINDS = {"slm_rft": "slm_rft", "reference": "reference", "oracle_refined": "oracle", "style_aligned": "oracle",
@@ -85,15 +86,29 @@ def test_one_seed_gives_problem_level_intervals_and_the_markdown_lists_every_set
                        "streams": {"style_aligned": {"kept": 10, "rejected": 0, "covers_solvable_set": True,
                                                      "kept_verified": 10, "edit_similarity": 0.97}}}}
     text = markdown(settings, _streams(PPL), checks, "Avg@4", 200)
-    assert "| DFT lr 0.0003 bs 16 3 ep | 1 |" in text and "| SFT lr 0.0003 bs 16 3 ep | 1 |" in text
-    assert "35.0% greedy, 30.0% sampled" in text and "| style_aligned | 10 | 0 | 10/10 | yes | 0.970 |" in text
-    budget_figure(tmp_path / "fig.png", settings, list(PARADOX))
-    assert (tmp_path / "fig.png").stat().st_size > 1000
+    rows = markdown_rows(text)
+    assert {tuple(r[:2]) for r in rows if r[0].endswith(" ep")} >= {("DFT lr 0.0003 bs 16 3 ep", "1"),
+                                                                   ("SFT lr 0.0003 bs 16 3 ep", "1")}
+    assert "35.0% greedy, 30.0% sampled" in text and ["style_aligned", "10", "0", "10/10", "yes", "0.970"] in rows
+
+
+def test_the_budget_figure_plots_each_streams_utility_against_the_epochs(tmp_path):
+    runs = _runs(tmp_path, PARADOX, epochs=1) + _runs(tmp_path, PARADOX, epochs=3)
+    settings = analyse(runs, _streams(PPL), rounds=100)
+    ax = budget_figure(settings, list(PARADOX)).axes[0]
+    assert ax.get_title() == "DFT, lr 0.0003" and ax.get_xlabel() == "training budget (epochs)"
+    lines = {line.get_label(): line for line in ax.lines}
+    assert set(lines) == set(PARADOX)
+    for name in PARADOX:
+        assert list(lines[name].get_xdata()) == [1, 3]
+        expected = [100 * s["utility"][name]["value"] for s in settings]
+        assert np.allclose(lines[name].get_ydata(), expected)
+        assert abs(expected[0] - 100 * PARADOX[name]) < 10  # the accuracy the samples were drawn with
 
 
 def test_fidelity_reverifies_kept_traces_and_checks_coverage(tmp_path):
-    from scripts.paradox import fidelity
-    from scripts.records import write_json
+    from scripts.analysis.paradox import fidelity
+    from scripts.infrastructure.records import write_json
 
     write_jsonl(tmp_path / "solvable.jsonl", [{"id": "a"}, {"id": "b"}])
     write_json(tmp_path / "sampled.json", {"avg_at_k": 0.3})

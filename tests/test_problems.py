@@ -3,8 +3,8 @@ import json
 import polars as pl
 import pytest
 
-from scripts.problems import load_problem_set
-from scripts.stage import StageError
+from scripts.data.problems import load_problem_set
+from scripts.infrastructure.stage_log import StageError
 
 SCHEMA = {"id", "problem", "answer", "reference_solution", "source"}
 

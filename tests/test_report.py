@@ -4,14 +4,19 @@ stage outputs built to show the paradox (reward ranking = reverse of DFT utility
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
+import numpy as np
 import polars as pl
 import pytest
+from conftest import markdown_rows, run_stage
 
-from scripts.records import write_json
-from scripts.report import (build_report, collect_base, collect_runs, collect_streams, exact_reverse,
-                            published_comparison, published_markdown, spearman)
-from scripts.stage import StageError
+from scripts.analysis import figures
+from scripts.analysis.collect import collect_base, collect_runs, collect_streams
+from scripts.analysis.statistics import exact_reverse, spearman
+from scripts.analysis.tables import oracle_streams_markdown, published_comparison, published_markdown
+from scripts.infrastructure.records import write_json
+from scripts.infrastructure.stage_log import StageError
 
 STUDENT = "qwen2.5-math-1.5b"
 DEFAULTS = {"lr": 5e-5, "batch_size": 256, "epochs": 3}
@@ -68,11 +73,25 @@ def _inputs(tmp, streams=STREAMS, objectives=("sft", "dft"), student=STUDENT):
     return s, runs, base
 
 
-def _build(tmp, streams, runs, base):
+class Namespace(dict):
+    __getattr__ = dict.__getitem__
+
+
+def _build(tmp, streams, runs, base, published=None):
+    """The report stage on the fake stage outputs, as Snakemake runs it."""
     out = {"streams_csv": tmp / "report" / "streams.csv", "table1": tmp / "report" / "table1.md",
            "mechanism": tmp / "report" / "mechanism.md", "figures": tmp / "report" / "figures"}
-    build_report(streams, runs, base, "builtin", DEFAULTS, **out)
+    if published:
+        out["published_comparison"] = tmp / "report" / "published_comparison.md"
+    run_stage("report", SimpleNamespace(
+        output=Namespace({k: str(v) for k, v in out.items()}), log=[str(tmp / "report.log")], threads=1,
+        params=Namespace(streams=streams, runs=runs, base=base, primary_reward="builtin", table_defaults=DEFAULTS,
+                         published=published)))
     return out
+
+
+def _rows(tmp, streams, runs, base):
+    return collect_streams(streams, "builtin"), collect_runs(runs), collect_base(base)
 
 
 @pytest.fixture(scope="module")
@@ -122,11 +141,11 @@ def test_streams_csv_has_a_row_per_run_plus_a_base_row(report):
 
 def test_table1_lists_streams_by_reward_with_their_utility(report):
     text = report["table1"].read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "Stream" not in line]
-    assert [r.split("|")[1].strip() for r in rows] == ["oracle_synthesized", "oracle_refined", "slm_rft"]
+    rows = markdown_rows(text)
+    assert [r[0] for r in rows] == ["oracle_synthesized", "oracle_refined", "slm_rft"]
     for row, (name, (reward, _, sft, dft)) in zip(rows, STREAMS.items()):
         # mean over the two seeds, in %, not the grid run's 99%
-        assert f"{reward:.3f} ± 0.050" in row and f"{100 * sft:.2f}" in row and f"{100 * dft:.2f}" in row
+        assert row == [name, f"{reward:.3f} ± 0.050", f"{100 * sft:.2f}", f"{100 * dft:.2f}"]
     assert "mean of 2 seeds" in text
     assert f"Base student (no fine-tuning): Avg@4 = {100 * BASE_ACC:.2f}%" in text
     assert "ρ(reward, DFT Avg@4) across 3 streams = -1.00" in text
@@ -136,38 +155,96 @@ def test_table1_lists_streams_by_reward_with_their_utility(report):
 
 def test_mechanism_orders_streams_by_adaptation_cost(report):
     text = report["mechanism"].read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "Stream" not in line]
-    assert [r.split("|")[1].strip() for r in rows] == ["slm_rft", "oracle_refined", "oracle_synthesized"]
+    rows = markdown_rows(text)
+    assert [r[0] for r in rows] == ["slm_rft", "oracle_refined", "oracle_synthesized"]
+    assert [float(r[1]) for r in rows] == [1.52, 1.85, 2.69]
     assert "ρ(PPL, DFT Avg@4) across 3 streams = -1.00" in text
     assert "holds in every quarter Q1–Q4: yes" in text
 
 
-def test_figures_are_written_and_non_empty(report):
-    for name in ("reward_vs_utility.png", "ppl_vs_utility.png", "segmented_ppl.png", "training_curves.png"):
-        png = report["figures"] / name
-        assert png.stat().st_size > 1000, name
+def test_the_report_stage_writes_every_figure(report):
+    assert sorted(p.name for p in report["figures"].iterdir()) == [
+        "ppl_vs_utility.png", "retention.png", "reward_vs_utility.png", "segmented_ppl.png", "training_curves.png"]
+
+
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory):
+    """Every report figure drawn from the fake stage outputs, with the rows behind them."""
+    tmp = tmp_path_factory.mktemp("figures")
+    rows = _rows(tmp, *_inputs(tmp))
+    return {stem: draw() for stem, draw in figures.figures(*rows, DEFAULTS, "builtin").items()}
+
+
+def points(ax) -> set[tuple[float, float]]:
+    """The (x, y) of every errorbar point of a panel."""
+    return {(round(float(x), 6), round(float(y), 6)) for c in ax.containers
+            for x, y in zip(*c.lines[0].get_data())}
+
+
+@pytest.mark.parametrize("stem, column", [("reward_vs_utility", 0), ("ppl_vs_utility", 1)])
+def test_utility_scatter_plots_each_stream_at_its_measure_and_its_mean_utility(drawn, stem, column):
+    ax = drawn[stem].axes[0]
+    expected = {(round(v[column], 6), round(100 * acc, 6)) for v in STREAMS.values() for acc in v[2:]}
+    assert points(ax) == expected  # mean of the two seeds (acc - 0.01, acc + 0.01), in %
+    assert {t.get_text() for t in ax.texts} == set(STREAMS)
+    assert [tuple(line.get_ydata()) for line in ax.lines if line.get_linestyle() == "--"] == [(12.0, 12.0)]
+    assert ax.get_ylabel() == "Avg@4 (%)" and STUDENT in ax.get_title()
+    # reward reverses DFT utility exactly; PPL does too
+    assert "DFT -1.00" in ax.get_title()
+    assert ax.get_xlabel().startswith("reward (builtin)" if column == 0 else "student perplexity")
+
+
+def test_segmented_ppl_draws_one_line_per_stream_over_the_four_quarters(drawn):
+    ax = drawn["segmented_ppl"].axes[0]
+    lines = {line.get_label(): line for line in ax.lines}
+    assert set(lines) == {f"{name} (PPL {v[1]:.2f})" for name, v in STREAMS.items()}
+    for name, v in STREAMS.items():
+        line = lines[f"{name} (PPL {v[1]:.2f})"]
+        assert list(line.get_xdata()) == [1, 2, 3, 4]
+        assert np.allclose(line.get_ydata(), [v[1] * (1.3 - 0.1 * q) for q in range(1, 5)])
+
+
+def test_training_curves_show_each_seed_and_their_mean_per_objective(drawn):
+    axes = drawn["training_curves"].axes
+    assert [ax.get_title() for ax in axes] == [f"{STUDENT} — SFT", f"{STUDENT} — DFT"]
+    for ax in axes:
+        means = {line.get_label(): line for line in ax.lines if line.get_label().endswith("(2 seeds)")}
+        assert set(means) == {f"{name} (2 seeds)" for name in STREAMS}
+        # the curves of seeds 0 and 1 are 1/s and 1/s + 0.01: their mean is 1/s + 0.005
+        assert np.allclose(means["slm_rft (2 seeds)"].get_ydata(), [1 / s + 0.005 for s in range(1, 6)])
+        assert len(ax.lines) == 3 * len(STREAMS)
+
+
+def test_retention_figure_plots_each_rewritten_stream_at_its_similarity_and_judge_score():
+    r = {"judge_score": {"mean": 4.5, "ci95_low": 4.3, "ci95_high": 4.7},
+         "edit_similarity": {"mean": 0.8, "ci95_low": 0.78, "ci95_high": 0.82}}
+    rows = [{"student": "tiny", "stream": "style_aligned", "retention": r},
+            {"student": "tiny", "stream": "slm_rft", "retention": None}]
+    ax = figures.retention(rows, {"style_aligned": "C0", "slm_rft": "C1"}).axes[0]
+    assert points(ax) == {(0.8, 4.5)}
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["style_aligned"]
+    assert ax.get_xlabel() == "edit similarity to the student's source trace"
 
 
 def test_single_stream_with_one_objective_reports_na_and_dash(tmp_path):
     streams, runs, base = _inputs(tmp_path, streams={"slm_rft": STREAMS["slm_rft"]}, objectives=("dft",))
     out = _build(tmp_path, streams, runs, base)
     text = out["table1"].read_text()
-    row = next(line for line in text.splitlines() if line.startswith("| slm_rft"))
-    assert row.split("|")[3].strip() == "–"  # no SFT run
+    assert markdown_rows(text) == [["slm_rft", "1.470 ± 0.050", "–", f"{100 * STREAMS['slm_rft'][3]:.2f}"]]
     assert "= n/a" in text
-    assert (out["figures"] / "training_curves.png").stat().st_size > 1000
+    assert (out["figures"] / "training_curves.png").exists()
 
 
 def test_miswired_reward_summary_is_a_stage_error(tmp_path):
     streams, runs, base = _inputs(tmp_path)
     streams[0]["reward"]["builtin"] = streams[1]["reward"]["builtin"]
-    with pytest.raises(StageError, match="stream"):
+    with pytest.raises(SystemExit):  # the stage stops with the cause on the console and in its log
         _build(tmp_path, streams, runs, base)
+    assert "reward stream is 'oracle_refined', the workflow expected 'oracle_synthesized'" in (
+        tmp_path / "report.log").read_text()
 
 
 def test_oracle_streams_table_counts_rejections_by_cause_and_shows_cost_and_retention():
-    from scripts.report import oracle_streams_markdown
-
     rows = [{"stream": "oracle_refined", "kept": 90,
              "rejected_reasons": {"no boxed answer": 4, "no boxed answer (cut off at max_tokens)": 2,
                                   "answer does not verify (wrong)": 3, "empty response": 1},
@@ -176,19 +253,9 @@ def test_oracle_streams_table_counts_rejections_by_cause_and_shows_cost_and_rete
              "retention": {"judge_score": {"mean": 4.5}, "edit_similarity": {"mean": 0.8123}}},
             {"stream": "slm_rft", "kept": 100, "rejected_reasons": {}, "oracle_usage": None, "retention": None}]
     text = "\n".join(oracle_streams_markdown(rows))
-    assert "| oracle_refined | 90 | 6 | 3 | 1 | 100 | 0 | 1 | 50000 | 20000 | 0.40 | 4.50 | 0.812 |" in text
+    assert markdown_rows(text) == [["oracle_refined", "90", "6", "3", "1", "100", "0", "1", "50000", "20000", "0.40",
+                                    "4.50", "0.812"]]
     assert "slm_rft" not in text
-
-
-def test_retention_figure_plots_each_rewritten_stream(tmp_path):
-    from scripts.report import _retention
-
-    r = {"judge_score": {"mean": 4.5, "ci95_low": 4.3, "ci95_high": 4.7},
-         "edit_similarity": {"mean": 0.8, "ci95_low": 0.78, "ci95_high": 0.82}}
-    rows = [{"student": "tiny", "stream": "style_aligned", "retention": r},
-            {"student": "tiny", "stream": "slm_rft", "retention": None}]
-    path = _retention(tmp_path / "retention.png", rows, {"style_aligned": "C0", "slm_rft": "C1"})
-    assert path.stat().st_size > 1000
 
 
 # --- against the published numbers ------------------------------------------------------
@@ -230,15 +297,15 @@ def test_published_comparison_says_which_rankings_agree(tmp_path):
     streams, runs, base = _inputs(tmp_path)
     text = published_markdown(PUBLISHED, collect_streams(streams, "builtin"), collect_runs(runs), collect_base(base),
                               DEFAULTS, "builtin")
-    ranking = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:5]]
-               for line in text.split("## Do ours")[1].split("\n## ")[0].splitlines() if line.startswith("| ")}
+    ranking = {r[0]: r[1:4] for r in markdown_rows(text.split("## Do ours")[1].split("\n## ")[0])}
     # reward and DFT: same order of the three streams both have; PPL: refined and synthesized swap
     assert ranking["Reward (ours: builtin)"] == ["3", "+1.00", "yes"]
     assert ranking["DFT utility (Avg@4 here, %)"] == ["3", "+1.00", "yes"]
     assert ranking["Global PPL of the student"] == ["3", "+0.50", "no"]
     assert ranking["SFT utility (Avg@4 here, %)"] == ["1", "n/a", "n/a"]
-    assert "| Oracle-Refined | oracle_refined | 1.70 | 1.70 | +0.00 |" in text
-    assert "| Style-Aligned | style_aligned | 39.12 | – | – |" in text
+    rows = markdown_rows(text)
+    assert ["Oracle-Refined", "oracle_refined", "1.70", "1.70", "+0.00"] in rows
+    assert ["Style-Aligned", "style_aligned", "39.12", "–", "–"] in rows
 
 
 def test_published_comparison_for_a_student_not_in_the_run_is_a_stage_error(tmp_path):
@@ -248,8 +315,8 @@ def test_published_comparison_for_a_student_not_in_the_run_is_a_stage_error(tmp_
 
 def test_report_writes_the_published_comparison_only_when_asked(tmp_path):
     streams, runs, base = _inputs(tmp_path)
-    out = _build(tmp_path, streams, runs, base)
-    assert not (tmp_path / "report" / "published_comparison.md").exists()
+    _build(tmp_path, streams, runs, base)
     path = tmp_path / "report" / "published_comparison.md"
-    build_report(streams, runs, base, "builtin", DEFAULTS, **out, published=PUBLISHED, published_comparison_md=path)
+    assert not path.exists()
+    _build(tmp_path, streams, runs, base, published=PUBLISHED)
     assert path.read_text().startswith("# Against the published numbers")

@@ -9,14 +9,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import run_stage
 import torch
 import yaml
 
-from scripts import reward_models as rms
-from scripts import word_problems as wp
-from scripts.records import write_jsonl
-from scripts.reward import reward_model
-from scripts.stage import StageError
+from scripts.backends.rewards import learned as rms
+from scripts.organism import word_problems as wp
+from scripts.infrastructure.records import write_jsonl
+from scripts.backends.rewards import reward_model
+from scripts.infrastructure.stage_log import StageError
 
 CHAT = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
 
@@ -151,15 +152,13 @@ class Params(dict):
 
 
 def run_reward_stage(tmp_path, name, reward_spec, stream_path, solvable_path):
-    from scripts.reward import main
-
     out = tmp_path / "scores" / name
     snakemake = SimpleNamespace(
         input=SimpleNamespace(stream=str(stream_path), solvable=str(solvable_path)),
         output=SimpleNamespace(scores=f"{out}.jsonl", summary=f"{out}.json"),
         log=[str(tmp_path / "logs" / f"{name}.log")], threads=1,
         params=Params(spec=reward_spec, replay=None), wildcards=SimpleNamespace(stream="slm_rft", reward=name))
-    main(snakemake)
+    run_stage("reward_scores", snakemake)
     return json.loads(Path(f"{out}.json").read_text()), [json.loads(x) for x in open(f"{out}.jsonl")]
 
 

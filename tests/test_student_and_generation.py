@@ -1,7 +1,7 @@
 from transformers import AutoTokenizer
 
-from scripts.generation import backend
-from scripts.student import native_corpus
+from scripts.backends.generation import generator
+from scripts.organism.student import native_corpus
 
 from conftest import TINY
 
@@ -25,7 +25,7 @@ def test_native_corpus_is_mostly_native_style():
 
 
 def test_sampling_is_repeatable_and_records_finish_reason_and_tokens(tiny_student):
-    gen = backend("transformers", tiny_student, batch_size=8)
+    gen = generator("transformers", tiny_student, batch_size=8)
     prompts = [tiny_student["prompt_template"].format(problem=f"Ana has {i} coins.") for i in range(3)]
     a = gen.sample(prompts, n=4, temperature=1.0, max_new_tokens=20, seed=1)
     b = gen.sample(prompts, n=4, temperature=1.0, max_new_tokens=20, seed=1)
@@ -39,7 +39,7 @@ def test_sampling_is_repeatable_and_records_finish_reason_and_tokens(tiny_studen
 
 
 def test_greedy_sampling_is_deterministic(tiny_student):
-    gen = backend("transformers", tiny_student, batch_size=8)
+    gen = generator("transformers", tiny_student, batch_size=8)
     prompt = [tiny_student["prompt_template"].format(problem="Tom has 3 coins.")]
     assert gen.sample(prompt, 2, 0.0, 15, seed=0)[0][0] == gen.sample(prompt, 2, 0.0, 15, seed=9)[0][1]
 

@@ -1,11 +1,12 @@
 import copy
+import re
 
 import pytest
 import torch
 
-from scripts.stage import StageError
-from scripts.student import load_student
-from scripts.training import accumulation_steps, fit, sft_trainer, with_lora
+from scripts.infrastructure.stage_log import StageError
+from scripts.backends.models import load_student
+from scripts.training.trainer import accumulation_steps, fit, sft_trainer
 
 HP = {"lr": 1e-3, "batch_size": 4, "micro_batch_size": 2, "epochs": 1, "max_steps": 3, "lr_scheduler": "cosine",
       "warmup_ratio": 0.0, "weight_decay": 0.0, "max_length": 128, "bf16": False}
@@ -51,23 +52,30 @@ def test_dft_weights_each_token_by_its_own_probability(tiny_student):
 def test_full_fine_tuning_changes_the_model_and_logs_a_loss_per_step(tiny_student, tmp_path):
     model, tokenizer = load_student(tiny_student, seed=0)
     before = copy.deepcopy(model.state_dict())
-    curve = fit(model, tokenizer, EXAMPLES, HP, "dft", str(tmp_path), seed=0)
+    model, curve = fit(model, tokenizer, EXAMPLES, HP, "dft", str(tmp_path), seed=0)
     assert [c["step"] for c in curve] == [1, 2, 3]
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_lora_trains_only_the_adapter(tiny_student, tmp_path):
+def test_lora_through_trls_peft_config_trains_only_the_adapter(tiny_student, tmp_path):
     model, tokenizer = load_student(tiny_student, seed=0)
-    model = with_lora(model, {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]})
-    frozen = {k: v.clone() for k, v in model.named_parameters() if "lora" not in k}
-    fit(model, tokenizer, EXAMPLES, HP, "sft", str(tmp_path), seed=0)
-    assert all(torch.equal(frozen[k], v) for k, v in model.named_parameters() if k in frozen)
+    # each base weight under the name peft gives it (targeted layers become <layer>.base_layer)
+    frozen = {"base_model.model." + re.sub(r"\.(q_proj|v_proj)\.", r".\1.base_layer.", k): v.clone()
+              for k, v in model.named_parameters()}
+    lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    model, _ = fit(model, tokenizer, EXAMPLES, HP, "sft", str(tmp_path), seed=0, lora=lora)
+    trained = dict(model.named_parameters())
+    assert {k for k in trained if "lora_" in k}, "no adapter"
+    assert all(torch.equal(frozen[k], v) for k, v in trained.items() if k in frozen)
+    assert len([k for k in trained if k in frozen]) == len(frozen)  # every base weight is there, untouched
+    assert any(not torch.all(v == 0) for k, v in trained.items() if "lora_B" in k)  # B starts at 0: it learned
     model.save_pretrained(tmp_path / "adapter")
-    assert (tmp_path / "adapter" / "adapter_config.json").exists()
+    config = (tmp_path / "adapter" / "adapter_config.json").read_text()
+    assert '"r": 4' in config and "q_proj" in config
     # Evaluation samples from base + adapter without merging.
-    from scripts.generation import backend
+    from scripts.backends.generation import generator
 
-    gen = backend("transformers", tiny_student, adapter=str(tmp_path / "adapter"), batch_size=4)
+    gen = generator("transformers", tiny_student, adapter=str(tmp_path / "adapter"), batch_size=4)
     assert len(gen.sample([EXAMPLES[0]["prompt"]], 2, 1.0, 10, seed=0)[0]) == 2
 
 
@@ -75,7 +83,7 @@ def test_seeded_training_is_repeatable(tiny_student, tmp_path):
     curves = []
     for _ in range(2):
         model, tokenizer = load_student(tiny_student, seed=0)
-        curves.append(fit(model, tokenizer, EXAMPLES, HP, "sft", str(tmp_path), seed=3))
+        curves.append(fit(model, tokenizer, EXAMPLES, HP, "sft", str(tmp_path), seed=3)[1])
     assert curves[0] == curves[1]
 
 

@@ -2,8 +2,8 @@ import time
 
 import pytest
 
-from scripts import verification
-from scripts.verification import last_boxed, verify_answers
+from scripts.data import verification
+from scripts.data.verification import last_boxed, verify_answers
 
 
 def test_last_boxed_handles_nested_braces_and_picks_the_last():

@@ -10,11 +10,11 @@ The student is ``vllm_server.random_student``: random weights, heads of 32 dimen
 import numpy as np
 import pytest
 
-from scripts.adaptation_cost import completion_tokens, completion_tokens_vllm
-from scripts.generation import VLLMBackend, backend
-from scripts.stage import StageError
-from scripts.student import load_student
-from scripts.training import fit, with_lora
+from scripts.backends.generation import generator
+from scripts.backends.generation.vllm_backend import VLLMBackend
+from scripts.backends.models import load_student
+from scripts.infrastructure.stage_log import StageError
+from scripts.training.trainer import fit
 
 from conftest import TEMPLATE
 from test_training import EXAMPLES, HP
@@ -36,7 +36,7 @@ def test_the_same_seed_gives_the_same_samples(student):
     # The same prompt twice in one request: each prompt has its own seed (seed x 1000003 + index),
     # so the two differ; the whole request, run again with the same seed, repeats exactly.
     prompts = PROMPTS[:3] + PROMPTS[:1]
-    runs = [backend("vllm", student, vllm=ENGINE).sample(prompts, 4, 1.0, 30, seed=3) for _ in range(2)]
+    runs = [generator("vllm", student, vllm=ENGINE).sample(prompts, 4, 1.0, 30, seed=3) for _ in range(2)]
     assert runs[0] == runs[1]
     first = runs[0]
     assert len(first) == 4 and all(len(row) == 4 for row in first)
@@ -54,8 +54,8 @@ def test_greedy_output_and_stopping_equal_the_transformers_backend(student):
     enc = tokenizer(PROMPTS[:1], return_tensors="pt")
     eighth = model.generate(**enc, do_sample=False, max_new_tokens=8)[0, -1].item()
     stopping = {**student, "stop_tokens": [tokenizer.convert_ids_to_tokens(eighth)]}
-    ours = backend("vllm", stopping, vllm=ENGINE).sample(PROMPTS, 2, 0.0, 40, seed=0)
-    theirs = backend("transformers", stopping, batch_size=8).sample(PROMPTS, 2, 0.0, 40, seed=0)
+    ours = generator("vllm", stopping, vllm=ENGINE).sample(PROMPTS, 2, 0.0, 40, seed=0)
+    theirs = generator("transformers", stopping, batch_size=8).sample(PROMPTS, 2, 0.0, 40, seed=0)
     assert ours == theirs
     assert ours[0][0].finish_reason == "stop" and ours[0][0].completion_tokens <= 8
     assert len({row[0].text for row in ours}) > 1
@@ -63,15 +63,15 @@ def test_greedy_output_and_stopping_equal_the_transformers_backend(student):
 
 def test_lora_greedy_output_equals_peft(student, tmp_path):
     model, tokenizer = load_student(student, seed=0)
-    model = with_lora(model, {"r": 8, "alpha": 16, "dropout": 0.0,
-                              "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]})
-    fit(model, tokenizer, EXAMPLES, {**HP, "lr": 3e-2, "max_steps": 8}, "sft", str(tmp_path / "trainer"), seed=0)
+    lora = {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+    model, _ = fit(model, tokenizer, EXAMPLES, {**HP, "lr": 3e-2, "max_steps": 8}, "sft", str(tmp_path / "trainer"),
+                   seed=0, lora=lora)
     model.save_pretrained(tmp_path / "adapter")
     adapter = str(tmp_path / "adapter")
-    peft_out = backend("transformers", student, adapter=adapter, batch_size=8).sample(PROMPTS, 1, 0.0, 30, seed=0)
-    base_out = backend("transformers", student, batch_size=8).sample(PROMPTS, 1, 0.0, 30, seed=0)
+    peft_out = generator("transformers", student, adapter=adapter, batch_size=8).sample(PROMPTS, 1, 0.0, 30, seed=0)
+    base_out = generator("transformers", student, batch_size=8).sample(PROMPTS, 1, 0.0, 30, seed=0)
     assert peft_out != base_out, "the adapter should change the greedy output (else this test proves nothing)"
-    assert backend("vllm", student, adapter=adapter, vllm=ENGINE).sample(PROMPTS, 1, 0.0, 30, seed=0) == peft_out
+    assert generator("vllm", student, adapter=adapter, vllm=ENGINE).sample(PROMPTS, 1, 0.0, 30, seed=0) == peft_out
 
 
 def test_prompt_logprob_perplexity_equals_a_transformers_forward_pass(student):
@@ -79,9 +79,8 @@ def test_prompt_logprob_perplexity_equals_a_transformers_forward_pass(student):
     completions = [e["completion"] for e in EXAMPLES[:5]] + ["Tom has 9 apples.\nThe answer is \\boxed{9}.",
                                                           "Tom has 9 apples. " * 200]
     prompts = [e["prompt"] for e in EXAMPLES[:5]] + [PROMPTS[0], PROMPTS[1]]
-    model, tokenizer = load_student(student)
-    expected = completion_tokens(model.eval(), tokenizer, prompts, completions, batch_size=4)
-    got = completion_tokens_vllm(VLLMBackend(student, engine=ENGINE), prompts, completions)
+    expected = generator("transformers", student, batch_size=4, gpu_dtype="float32").score(prompts, completions)
+    got = generator("vllm", student, vllm=ENGINE).score(prompts, completions)
     assert [t.truncated for t in got] == [t.truncated for t in expected] == [False] * 6 + [True]
     for e, g in zip(expected, got, strict=True):
         assert np.array_equal(e.ids, g.ids)
@@ -95,11 +94,11 @@ def test_prompt_logprob_perplexity_equals_a_transformers_forward_pass(student):
 def test_an_engine_that_cannot_start_is_a_clear_error(student, tmp_path):
     missing = {**ENGINE, "python": str(tmp_path / "no-such-python")}
     with pytest.raises(StageError, match="no-such-python"):
-        VLLMBackend(student, engine=missing).sample(PROMPTS[:1], 1, 0.0, 5, seed=0)
+        VLLMBackend(student, vllm=missing).sample(PROMPTS[:1], 1, 0.0, 5, seed=0)
     with pytest.raises(StageError, match="vllm.python"):
-        VLLMBackend(student, engine={**ENGINE, "python": "/bin/false"}).sample(PROMPTS[:1], 1, 0.0, 5, seed=0)
+        VLLMBackend(student, vllm={**ENGINE, "python": "/bin/false"}).sample(PROMPTS[:1], 1, 0.0, 5, seed=0)
     with pytest.raises(StageError, match="not one token"):
-        VLLMBackend({**student, "stop_tokens": ["<|im_end|>"]}, engine=ENGINE)
+        VLLMBackend({**student, "stop_tokens": ["<|im_end|>"]}, vllm=ENGINE)
 
 
 @pytest.mark.e2e
@@ -109,7 +108,7 @@ def test_the_workflow_samples_evaluates_and_scores_through_vllm(tmp_path):
     adaptation cost of the SLM-RFT stream, whose perplexity must equal a transformers pass."""
     import json
 
-    from scripts.records import read_json, read_jsonl
+    from scripts.infrastructure.records import read_json, read_jsonl
     from test_workflow import snakemake
 
     if not VLLM_PYTHON.exists():
@@ -136,10 +135,8 @@ vllm: {{python: {json.dumps(str(VLLM_PYTHON))}, dtype: float32, max_model_len: 5
     student["path"] = str(work / student["path"])
     stream = read_jsonl(work / "results/streams/tiny/slm_rft.jsonl")
     assert stream, "the SLM-RFT stream is empty: nothing was scored"
-    model, tokenizer = load_student(student)
-    expected = completion_tokens(model.eval(), tokenizer,
-                                 [student["prompt_template"].format(problem=r["problem"]) for r in stream],
-                                 [r["trace"] for r in stream])
+    expected = generator("transformers", student, gpu_dtype="float32").score(
+        [student["prompt_template"].format(problem=r["problem"]) for r in stream], [r["trace"] for r in stream])
     nll = np.concatenate([t.nll for t in expected])
     got = read_json(work / "results/adaptation_cost/tiny/slm_rft.json")
     assert got["tokens"] == len(nll)
@@ -160,8 +157,8 @@ def test_a_complete_result_is_used_even_if_the_engine_aborts_in_its_shutdown(stu
         script.chmod(0o755)
         return str(script)
 
-    crashed = VLLMBackend(student, engine={**ENGINE, "python": interpreter("aborts_after.sh", True)})
+    crashed = VLLMBackend(student, vllm={**ENGINE, "python": interpreter("aborts_after.sh", True)})
     assert crashed.sample(PROMPTS[:1], 1, 0.0, 5, seed=0)[0][0].text == "7"
-    unfinished = VLLMBackend(student, engine={**ENGINE, "python": interpreter("aborts_before.sh", False)})
+    unfinished = VLLMBackend(student, vllm={**ENGINE, "python": interpreter("aborts_before.sh", False)})
     with pytest.raises(StageError, match="exit code 134"):
         unfinished.sample(PROMPTS[:1], 1, 0.0, 5, seed=0)

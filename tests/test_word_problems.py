@@ -1,6 +1,6 @@
 import random
 
-from scripts import word_problems as wp
+from scripts.organism import word_problems as wp
 
 
 def graphs(n=50, seed=0):

@@ -148,7 +148,7 @@ def test_lint_and_format_are_clean():
 
 
 def artifact_hashes(workdir, skip=("logs/", "frozen/")) -> dict[str, str]:
-    from scripts.archive import sha256
+    from scripts.infrastructure.records import sha256
 
     root = Path(workdir) / "results"
     return {f.relative_to(root).as_posix(): sha256(f) for f in sorted(root.rglob("*"))

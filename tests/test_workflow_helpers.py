@@ -3,24 +3,7 @@ import copy
 import pytest
 import yaml
 
-from scripts.code_version import code_version
-from scripts.study_config import ConfigError, check, runs
-
-
-def test_code_version_follows_imported_project_modules(tmp_path):
-    pkg = tmp_path / "scripts"
-    pkg.mkdir()
-    (pkg / "helper.py").write_text("X = 1\n")
-    (pkg / "other.py").write_text("Y = 1\n")
-    (pkg / "stage.py").write_text("from scripts.helper import X\n")
-    before = code_version(pkg / "stage.py")
-    (pkg / "other.py").write_text("Y = 2\n")
-    assert code_version(pkg / "stage.py") == before  # not imported: no rerun
-    (pkg / "helper.py").write_text("X = 2\n")
-    from scripts import code_version as cv
-
-    cv.project_imports.cache_clear()
-    assert code_version(pkg / "stage.py") != before
+from scripts.infrastructure.study_config import ConfigError, check, runs
 
 
 def validated():

@@ -67,7 +67,7 @@ def random_student(out: Path, hidden: int = 64, layers: int = 2, heads: int = 2,
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     from conftest import TEMPLATE, TINY
-    from scripts.student import native_corpus, train_tokenizer
+    from scripts.organism.student import native_corpus, train_tokenizer
 
     tokenizer = train_tokenizer([TEMPLATE.format(problem=p) + s for p, s in native_corpus(TINY)], TINY["vocab_size"])
     torch.manual_seed(0)
@@ -85,7 +85,7 @@ def random_student(out: Path, hidden: int = 64, layers: int = 2, heads: int = 2,
 def build_student(out: Path) -> Path:
     """The conftest's tiny student, with head size 32 and a 2048-token context."""
     from conftest import TEMPLATE, TINY
-    from scripts.student import build_builtin_student
+    from scripts.organism.student import build_builtin_student
 
     spec = {**TINY, "architecture": {**TINY["architecture"], "hidden_size": 64, "heads": 2, "kv_heads": 1,
                                      "max_position_embeddings": MAX_MODEL_LEN}}

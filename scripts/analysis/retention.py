@@ -1,0 +1,46 @@
+"""Semantic retention of each rewritten (oracle) stream: how much of the student's source trace
+a rewrite keeps (the paper's 1-5 retention column). Two measures per trace:
+
+- ``judge_score``: the stream's own oracle judges the (source, rewrite) pair on a 1-5 scale
+  with formatting ignored (the oracle's ``judge`` task: an API oracle through its client,
+  cache and ``prompts/judge.v1.md``; the built-in oracle symbolically);
+- ``edit_similarity``: difflib's character-level similarity ratio of source and rewrite (0-1),
+  cheap and purely textual, so unlike the judge it does count formatting.
+
+A judge reply without a 1-5 score, or a request that failed, leaves the trace unscored with
+its reason; the summary counts them and gives the mean with a 95% interval of both measures.
+"""
+
+
+import difflib
+from collections import Counter
+
+from tqdm import tqdm
+
+from scripts.analysis.statistics import mean_ci95
+from scripts.backends.oracles import oracle
+
+
+def edit_similarity(source: str, rewrite: str) -> float:
+    # autojunk off: its popularity heuristic would junk spaces and digits in long traces
+    return difflib.SequenceMatcher(None, source, rewrite, autojunk=False).ratio()
+
+
+def retention(stream: list[dict], graphs: dict, oracle_spec: dict, cache: str | None) -> tuple[list[dict], dict]:
+    """(one record per trace, summary) of a stream's retention."""
+    items = [{"id": r["id"], "problem": r["problem"], "source_trace": r["source_trace"], "rewrite": r["trace"],
+              "graph": graphs.get(r["id"])} for r in stream]
+    judge = oracle(oracle_spec, cache)
+    verdicts = judge.run("judge", items)
+    records = []
+    for it, v in zip(tqdm(items, desc="edit similarity", mininterval=2), verdicts):
+        records.append({"id": it["id"], "judge_score": v.score, "judge_reason": v.reason,
+                        "edit_similarity": edit_similarity(it["source_trace"], it["rewrite"])})
+    scored = [r["judge_score"] for r in records if r["judge_score"] is not None]
+    summary = {"judged": len(scored), "unscored": len(records) - len(scored),
+               "unscored_reasons": dict(Counter(r["judge_reason"] for r in records if r["judge_score"] is None)),
+               "judge_score": mean_ci95(scored),
+               "edit_similarity": mean_ci95([r["edit_similarity"] for r in records]),
+               "oracle": judge.usage()}
+    return records, summary
+

@@ -1,0 +1,1 @@
+"""Training the student through TRL (``trainer``): SFT and DFT, full weights or LoRA."""
