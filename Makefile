@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed-$(shell sha256sum tests/vllm-requirements.txt | cut -c1-12)
 
-.PHONY: run test benchmark benchmark-oracle benchmark-generation sweep
+.PHONY: run lint test benchmark benchmark-oracle benchmark-generation sweep
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -27,7 +27,14 @@ $(VLLM_STAMP): tests/vllm-requirements.txt
 	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
 	rm -f $(VLLM_VENV)/.installed-* && touch $@
 
-test: $(STAMP) $(VLLM_STAMP)
+# Lint and format checks of the Python code, the Snakefile and the rules (all read-only).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/snakefmt --check Snakefile rules
+	$(VENV)/bin/snakemake --lint
+
+test: lint $(VLLM_STAMP)
 	$(VENV)/bin/python -m pytest
 
 benchmark: $(STAMP)

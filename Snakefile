@@ -15,6 +15,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/inputs.smk"
 include: "rules/problems.smk"
 include: "rules/student.smk"
 include: "rules/native_traces.smk"

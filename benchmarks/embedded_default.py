@@ -63,11 +63,24 @@ def main() -> None:
     args = parser.parse_args()
     configs = [str(REPO / "config.yaml")] + ([str(REPO / "tests/configs/ci.yaml")] if args.ci else [])
     with tempfile.TemporaryDirectory() as work:
-        base = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", work,
-                "--configfile", *configs, "--cores", str(args.cores)]
+        base = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            work,
+            "--configfile",
+            *configs,
+            "--cores",
+            str(args.cores),
+        ]
         seconds, peak, rc = timed(base)
-        print(f"{'CI-sized' if args.ci else 'embedded default'} end to end on {args.cores} cores: "
-              f"{seconds:.1f} s, peak memory {peak:.0f} MB, exit {rc}")
+        print(
+            f"{'CI-sized' if args.ci else 'embedded default'} end to end on {args.cores} cores: "
+            f"{seconds:.1f} s, peak memory {peak:.0f} MB, exit {rc}"
+        )
         if rc:
             sys.exit(rc)
         seconds, _, rc = timed(base + ["-n"])

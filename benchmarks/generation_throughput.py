@@ -40,8 +40,13 @@ def measure(name: str, student: dict, prompts: list[str], args, engine: dict) ->
     tokens = sum(s.completion_tokens for row in samples for s in row)
     # vLLM's engine starts inside sample(), in its own process: it reports its start-up time.
     setup = (ready - start) + getattr(gen, "last_timing", {}).get("engine_start_s", 0.0)
-    return {"tokens": tokens, "seconds": done - start, "setup": setup,
-            "tok_s": tokens / (done - start - setup), "tok_s_total": tokens / (done - start)}
+    return {
+        "tokens": tokens,
+        "seconds": done - start,
+        "setup": setup,
+        "tok_s": tokens / (done - start - setup),
+        "tok_s_total": tokens / (done - start),
+    }
 
 
 def main() -> None:
@@ -54,11 +59,20 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", help="vLLM dtype (float32 on CPUs; bfloat16 on GPUs)")
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     args = parser.parse_args()
-    engine = {"python": args.vllm_python, "dtype": args.dtype, "gpu_memory_utilization": 0.5,
-              "max_model_len": None, "max_num_batched_tokens": 32768, "max_num_seqs": 256,
-              "tensor_parallel_size": 1, "enforce_eager": False}
-    prompts = [TEMPLATE.format(problem=f"Mia has {i} marbles and finds {i % 7 + 2} more. How many now?")
-               for i in range(args.prompts)]
+    engine = {
+        "python": args.vllm_python,
+        "dtype": args.dtype,
+        "gpu_memory_utilization": 0.5,
+        "max_model_len": None,
+        "max_num_batched_tokens": 32768,
+        "max_num_seqs": 256,
+        "tensor_parallel_size": 1,
+        "enforce_eager": False,
+    }
+    prompts = [
+        TEMPLATE.format(problem=f"Mia has {i} marbles and finds {i % 7 + 2} more. How many now?")
+        for i in range(args.prompts)
+    ]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
@@ -67,16 +81,22 @@ def main() -> None:
             for name in ("transformers", "vllm"):
                 r = measure(name, student, prompts, args, engine)
                 rows.append((size, student["parameters"], name, r))
-                print(f"{size:>22} {name:>12}: {r['tokens']} tokens in {r['seconds']:.1f} s (set-up "
-                      f"{r['setup']:.1f} s) -> {r['tok_s']:.0f} tok/s sampling, {r['tok_s_total']:.0f} tok/s all",
-                      flush=True)
-    print(f"\n{args.prompts} prompts x {args.n} samples, T=1.0, up to {args.max_new_tokens} new tokens "
-          "(random weights: samples run to the limit)")
+                print(
+                    f"{size:>22} {name:>12}: {r['tokens']} tokens in {r['seconds']:.1f} s (set-up "
+                    f"{r['setup']:.1f} s) -> {r['tok_s']:.0f} tok/s sampling, {r['tok_s_total']:.0f} tok/s all",
+                    flush=True,
+                )
+    print(
+        f"\n{args.prompts} prompts x {args.n} samples, T=1.0, up to {args.max_new_tokens} new tokens "
+        "(random weights: samples run to the limit)"
+    )
     print("| model | parameters | backend | completion tokens | set-up s | all s | tokens/s sampling | tokens/s all |")
     print("|---|---|---|---|---|---|---|---|")
     for size, params, name, r in rows:
-        print(f"| {size} | {params:,} | {name} | {r['tokens']} | {r['setup']:.1f} | {r['seconds']:.1f} | "
-              f"{r['tok_s']:.0f} | {r['tok_s_total']:.0f} |")
+        print(
+            f"| {size} | {params:,} | {name} | {r['tokens']} | {r['setup']:.1f} | {r['seconds']:.1f} | "
+            f"{r['tok_s']:.0f} | {r['tok_s_total']:.0f} |"
+        )
     print("Set-up: loading the model (transformers) or starting vLLM's engine in its own process.")
 
 

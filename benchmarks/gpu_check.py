@@ -37,12 +37,28 @@ sys.path.insert(0, str(REPO))
 
 # Qwen/Qwen2.5-Math-1.5B's config.json (hidden 1536, 28 layers, 12 heads, 2 KV heads, MLP 8960,
 # vocabulary 151936, tied embeddings, 4096 positions, rope_theta 10000).
-QWEN25_MATH_1_5B = dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                        num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=4096,
-                        rope_theta=10000.0, tie_word_embeddings=True)
-TINY = dict(vocab_size=2048, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-            rope_theta=10000.0, tie_word_embeddings=True)
+QWEN25_MATH_1_5B = dict(
+    vocab_size=151936,
+    hidden_size=1536,
+    intermediate_size=8960,
+    num_hidden_layers=28,
+    num_attention_heads=12,
+    num_key_value_heads=2,
+    max_position_embeddings=4096,
+    rope_theta=10000.0,
+    tie_word_embeddings=True,
+)
+TINY = dict(
+    vocab_size=2048,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=512,
+    rope_theta=10000.0,
+    tie_word_embeddings=True,
+)
 
 
 def synthetic_text(rng: random.Random, n_steps: int) -> str:
@@ -99,8 +115,9 @@ def train_steps(objective: str, arch: dict, tokenizer, examples, hp, dtype, devi
     from scripts.training.trainer import fit
 
     torch.manual_seed(seed)
-    config = Qwen2Config(**arch, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=None)
+    config = Qwen2Config(
+        **arch, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None
+    )
     with torch.device(device):
         model = Qwen2ForCausalLM(config).to(dtype)
     params = sum(p.numel() for p in model.parameters())
@@ -116,10 +133,18 @@ def train_steps(objective: str, arch: dict, tokenizer, examples, hp, dtype, devi
         model, curve = fit(model, tokenizer, examples, hp, objective, scratch, seed)
     seconds = meter.stop()
     changed = float((probe.detach() != before).float().mean())
-    result = {"objective": objective, "parameters": params, "steps": len(curve),
-              "loss": curve[-1]["loss"] if curve else math.nan, "tokens": meter.tokens, "seconds": seconds,
-              "tokens_per_s": meter.tokens / seconds, "weights_changed": changed,
-              "device": str(next(model.parameters()).device), "dtype": str(next(model.parameters()).dtype)}
+    result = {
+        "objective": objective,
+        "parameters": params,
+        "steps": len(curve),
+        "loss": curve[-1]["loss"] if curve else math.nan,
+        "tokens": meter.tokens,
+        "seconds": seconds,
+        "tokens_per_s": meter.tokens / seconds,
+        "weights_changed": changed,
+        "device": str(next(model.parameters()).device),
+        "dtype": str(next(model.parameters()).dtype),
+    }
     if cuda:
         result["peak_allocated_gib"] = torch.cuda.max_memory_allocated() / 2**30
         result["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30
@@ -135,8 +160,12 @@ def main() -> int:
     ap.add_argument("--micro-batch-size", type=int, default=None, help="sequences per forward pass (default 4; tiny 2)")
     ap.add_argument("--accumulation", type=int, default=2, help="micro-batches per optimiser step")
     ap.add_argument("--seq-len", type=int, default=None, help="tokens per sequence (default 2048; tiny 128)")
-    ap.add_argument("--weights-dtype", choices=["bfloat16", "float32"], default="bfloat16",
-                    help="model weights on the GPU (fine_tune's load_student loads float32 today); CPU: float32")
+    ap.add_argument(
+        "--weights-dtype",
+        choices=["bfloat16", "float32"],
+        default="bfloat16",
+        help="model weights on the GPU (fine_tune's load_student loads float32 today); CPU: float32",
+    )
     ap.add_argument("--steps", type=int, default=1, help="optimiser steps per objective (more: a steadier tokens/s)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -165,32 +194,55 @@ def main() -> int:
     examples = examples_of_length(tokenizer, batch * args.steps, seq_len, args.seed)
     # One epoch of `steps` optimiser steps over `batch` sequences each; no warmup, so the first
     # step already moves the weights.
-    hp = {"lr": 5.0e-5, "batch_size": batch, "micro_batch_size": micro, "epochs": 1, "max_steps": args.steps,
-          "lr_scheduler": "cosine", "warmup_ratio": 0.0, "weight_decay": 0.0, "max_length": seq_len, "bf16": True}
+    hp = {
+        "lr": 5.0e-5,
+        "batch_size": batch,
+        "micro_batch_size": micro,
+        "epochs": 1,
+        "max_steps": args.steps,
+        "lr_scheduler": "cosine",
+        "warmup_ratio": 0.0,
+        "weight_decay": 0.0,
+        "max_length": seq_len,
+        "bf16": True,
+    }
 
-    print(f"device: {torch.cuda.get_device_name() if cuda else 'cpu'}; torch {torch.__version__}, "
-          f"transformers {transformers.__version__}, trl {trl.__version__}")
-    print(f"model: {'tiny' if args.tiny else 'Qwen2.5-Math-1.5B shape'} (random init), weights {dtype}; "
-          f"{args.steps} step(s) of {batch} sequences x {seq_len} tokens (micro-batch {micro} x accumulation {args.accumulation})")
+    print(
+        f"device: {torch.cuda.get_device_name() if cuda else 'cpu'}; torch {torch.__version__}, "
+        f"transformers {transformers.__version__}, trl {trl.__version__}"
+    )
+    print(
+        f"model: {'tiny' if args.tiny else 'Qwen2.5-Math-1.5B shape'} (random init), weights {dtype}; "
+        f"{args.steps} step(s) of {batch} sequences x {seq_len} tokens "
+        f"(micro-batch {micro} x accumulation {args.accumulation})"
+    )
     results = [train_steps(obj, arch, tokenizer, examples, hp, dtype, device, args.seed) for obj in ("sft", "dft")]
     for r in results:
-        mem = (f"peak GPU memory {r['peak_allocated_gib']:.1f} GiB allocated, {r['peak_reserved_gib']:.1f} GiB reserved"
-               if cuda else "")
-        print(f"{r['objective'].upper()}: {r['parameters']:,} parameters on {r['device']} ({r['dtype']}), "
-              f"{r['steps']} step(s), final loss {r['loss']:.6g}, {r['tokens']:,} tokens in {r['seconds']:.2f} s = "
-              f"{r['tokens_per_s']:,.0f} training tokens/s; weights changed: {100 * r['weights_changed']:.1f}% "
-              f"of a probe matrix{'; ' + mem if mem else ''}")
+        mem = (
+            f"peak GPU memory {r['peak_allocated_gib']:.1f} GiB allocated, {r['peak_reserved_gib']:.1f} GiB reserved"
+            if cuda
+            else ""
+        )
+        print(
+            f"{r['objective'].upper()}: {r['parameters']:,} parameters on {r['device']} ({r['dtype']}), "
+            f"{r['steps']} step(s), final loss {r['loss']:.6g}, {r['tokens']:,} tokens in {r['seconds']:.2f} s = "
+            f"{r['tokens_per_s']:,.0f} training tokens/s; weights changed: {100 * r['weights_changed']:.1f}% "
+            f"of a probe matrix{'; ' + mem if mem else ''}"
+        )
     if not cuda:
         import resource
 
-        print(f"peak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(f"peak resident memory of this process: {peak:.2f} GiB")
 
     sft, dft = results
     for r in results:
         assert r["steps"] == args.steps, f"{r['objective']}: expected {args.steps} optimiser step(s), got {r['steps']}"
         assert math.isfinite(r["loss"]), f"{r['objective']}: loss is not finite ({r['loss']})"
         assert r["weights_changed"] > 0, f"{r['objective']}: the step left the weights unchanged"
-        assert r["tokens"] >= args.steps * batch * seq_len, f"{r['objective']}: {r['tokens']} tokens, expected {args.steps} x {batch} x {seq_len}"
+        assert r["tokens"] >= args.steps * batch * seq_len, (
+            f"{r['objective']}: {r['tokens']} tokens, expected {args.steps} x {batch} x {seq_len}"
+        )
     # DFT weights each token's cross-entropy by its own probability (< 1): from the same
     # initialisation and data its loss is below SFT's; equal losses would mean DFT did not run.
     # (Compared at the last step; from a random init both stay far apart for a few steps.)

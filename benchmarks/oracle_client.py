@@ -34,11 +34,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import vllm_server  # noqa: E402
-from fault_proxy import FaultProxy, ident_of  # noqa: E402
 from test_oracle_client import KEY_ENV, RUNNER, api_spec, items  # noqa: E402 -- the tests' items and spec
+
 from scripts.backends.oracles.cache import OracleCache  # noqa: E402
 from scripts.backends.oracles.openai_client import OpenAIOracle  # noqa: E402
+
+import vllm_server  # noqa: E402
+from fault_proxy import FaultProxy, ident_of  # noqa: E402
 
 
 def spec(url: str, **kw) -> dict:
@@ -88,8 +90,9 @@ def resume_target(server, n: int, tmp: Path) -> list[tuple[str, float, str]]:
         ident = {it["id"]: ident_of(OpenAIOracle(s).render("refine", it)) for it in its}
         args = tmp / "args.json"
         args.write_text(json.dumps([s, its, cache]))
-        proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(args)], cwd=REPO,
-                                env={**os.environ, "PYTHONPATH": str(REPO)})
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RUNNER, str(args)], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
+        )
         while len(cached_ids(cache)) < n // 2 and proc.poll() is None:
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
@@ -101,10 +104,12 @@ def resume_target(server, n: int, tmp: Path) -> list[tuple[str, float, str]]:
         o.run("refine", its)
         resent_finished = sum(proxy.received[ident[i]] for i in done)
         in_flight_lost = len(answered_before - {ident[i] for i in done})
-    return [(f"resume: items cached when killed (of {n})", len(done), ""),
-            ("resume: answered by the server but killed before the client kept them (re-sent)", in_flight_lost, ""),
-            ("resume: requests sent after restart", o.usage()["requests_sent"], ""),
-            ("resume: finished requests re-sent after restart (target 0)", resent_finished, "")]
+    return [
+        (f"resume: items cached when killed (of {n})", len(done), ""),
+        ("resume: answered by the server but killed before the client kept them (re-sent)", in_flight_lost, ""),
+        ("resume: requests sent after restart", o.usage()["requests_sent"], ""),
+        ("resume: finished requests re-sent after restart (target 0)", resent_finished, ""),
+    ]
 
 
 def cache_target(tmp: Path, n: int = 100_000) -> list[tuple[str, float, str]]:
@@ -117,9 +122,19 @@ def cache_target(tmp: Path, n: int = 100_000) -> list[tuple[str, float, str]]:
     for it in its:
         k = o.key("refine", t, t.render(it), it)
         keys.append(k)
-        rows.append((k, {"item_id": it["id"], "task": "refine", "template": t.id, "model": s["model"]},
-                     {"content": "x \\boxed{1}", "finish_reason": "stop", "prompt_tokens": 100,
-                      "completion_tokens": 10, "model": s["model"]}))
+        rows.append(
+            (
+                k,
+                {"item_id": it["id"], "task": "refine", "template": t.id, "model": s["model"]},
+                {
+                    "content": "x \\boxed{1}",
+                    "finish_reason": "stop",
+                    "prompt_tokens": 100,
+                    "completion_tokens": 10,
+                    "model": s["model"],
+                },
+            )
+        )
     o.cache.put_many(rows)
     o.cache.close()
     cache = OracleCache(tmp / "cache.sqlite")
@@ -132,9 +147,14 @@ def cache_target(tmp: Path, n: int = 100_000) -> list[tuple[str, float, str]]:
     outs = asyncio.run(client.arun("refine", its))
     full = (time.perf_counter() - t0) / n
     assert client.usage()["cached"] == n and client.usage()["requests_sent"] == 0 and len(outs) == n
-    return [(f"cache: single-key lookup, {n:,} items cached (target < 1)", single * 1e3, "ms/item"),
-            (f"cache: client run over {n:,} cached items, render + key + lookup + parse (target < 1)",
-             full * 1e3, "ms/item")]
+    return [
+        (f"cache: single-key lookup, {n:,} items cached (target < 1)", single * 1e3, "ms/item"),
+        (
+            f"cache: client run over {n:,} cached items, render + key + lookup + parse (target < 1)",
+            full * 1e3,
+            "ms/item",
+        ),
+    ]
 
 
 def main() -> int:
@@ -155,12 +175,17 @@ def main() -> int:
             vllm_server.stop(proc)
     width = max(len(r[0]) for r in rows)
     for label, value, unit in rows:
-        print(f"{label:<{width}}  {value:10.3f} {unit}" if isinstance(value, float) else
-              f"{label:<{width}}  {value:10d} {unit}")
+        print(
+            f"{label:<{width}}  {value:10.3f} {unit}"
+            if isinstance(value, float)
+            else f"{label:<{width}}  {value:10d} {unit}"
+        )
     values = {label: value for label, value, _ in rows}
-    ok = (values["concurrency, canned answers: speed-up (target >= 20)"] >= 20
-          and values["resume: finished requests re-sent after restart (target 0)"] == 0
-          and all(v < 1 for k, v in values.items() if k.startswith("cache:")))
+    ok = (
+        values["concurrency, canned answers: speed-up (target >= 20)"] >= 20
+        and values["resume: finished requests re-sent after restart (target 0)"] == 0
+        and all(v < 1 for k, v in values.items() if k.startswith("cache:"))
+    )
     print("targets met" if ok else "a target was missed")
     return 0 if ok else 1
 

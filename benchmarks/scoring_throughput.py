@@ -1,6 +1,7 @@
 """Benchmark: tokens per second of the student's forward pass (perplexity, low-probability
-fraction, RSR: the generation backend's score and scripts/analysis/adaptation_cost.py) and of each learned reward-model backend
-(scripts/backends/rewards/learned.py), batched against one at a time.
+fraction, RSR: the generation backend's score and scripts/analysis/adaptation_cost.py) and of
+each learned reward-model backend (scripts/backends/rewards/learned.py), batched against one at
+a time.
 
     python benchmarks/scoring_throughput.py                   # student-sized models, 256 traces
     python benchmarks/scoring_throughput.py --traces 64 --batch-sizes 1 16
@@ -32,8 +33,8 @@ def build(folder: Path, hidden: int, layers: int):
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen2ForSequenceClassification
 
-    from scripts.organism import word_problems as wp
     from scripts.backends.rewards.learned import Qwen2MathScoreModel
+    from scripts.organism import word_problems as wp
     from scripts.organism.student import train_tokenizer
 
     rng = random.Random(0)
@@ -46,22 +47,35 @@ def build(folder: Path, hidden: int, layers: int):
     tok.chat_template = CHAT
 
     def config(labels=1):
-        return Qwen2Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=4 * hidden,
-                           num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                           max_position_embeddings=1024, pad_token_id=tok.pad_token_id,
-                           eos_token_id=tok.eos_token_id, bos_token_id=None, num_labels=labels)
+        return Qwen2Config(
+            vocab_size=len(tok),
+            hidden_size=hidden,
+            intermediate_size=4 * hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            bos_token_id=None,
+            num_labels=labels,
+        )
 
     torch.manual_seed(0)
     student = Qwen2ForCausalLM(config())
     folders = {}
-    for backend, model in (("sequence_classifier", Qwen2ForSequenceClassification(config())),
-                           ("outcome_reward", Qwen2MathScoreModel(config(1))),
-                           ("process_reward", Qwen2MathScoreModel(config(2)))):
+    for backend, model in (
+        ("sequence_classifier", Qwen2ForSequenceClassification(config())),
+        ("outcome_reward", Qwen2MathScoreModel(config(1))),
+        ("process_reward", Qwen2MathScoreModel(config(2))),
+    ):
         folders[backend] = str(folder / backend)
         model.save_pretrained(folders[backend])
         tok.save_pretrained(folders[backend])
-    print(f"models: hidden {hidden}, {layers} layers, {sum(p.numel() for p in student.parameters()):,} "
-          f"parameters (student), vocabulary {len(tok)}")
+    print(
+        f"models: hidden {hidden}, {layers} layers, {sum(p.numel() for p in student.parameters()):,} "
+        f"parameters (student), vocabulary {len(tok)}"
+    )
     student.save_pretrained(folder / "student")
     tok.save_pretrained(folder / "student")
     return tok, {"name": "student", "path": str(folder / "student"), "revision": None}, folders

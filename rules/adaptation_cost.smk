@@ -12,6 +12,9 @@ rule adaptation_cost:
         tokens="results/adaptation_cost/{student}/{stream}.tokens.npz",
     log:
         "results/logs/adaptation_cost/{student}/{stream}.log",
+    conda:
+        student_env("adaptation_cost")
+    threads: 1
     resources:
         **stage_resources("adaptation_cost"),
     params:
@@ -21,8 +24,5 @@ rule adaptation_cost:
         low_prob_threshold=config["adaptation_cost"]["low_prob_threshold"],
         rank_clip=config["adaptation_cost"]["rank_clip"],
         code=generation_code("adaptation_cost"),
-    threads: 1
-    conda:
-        student_env("adaptation_cost")
     script:
         "../scripts/stages/adaptation_cost.py"

@@ -1,6 +1,6 @@
-# What every rule needs: the validated config, the names it defines, wildcard constraints,
+# Shared by every stage: the validated config, the names it defines, wildcard constraints,
 # each stage's resources and conda env, and the code version that makes a stage's code visible to
-# Snakemake's rerun triggers. Helpers of one stage live in that stage's rules file.
+# Snakemake's rerun triggers. What one stage alone reads is in inputs.smk.
 
 import os
 import sys
@@ -45,14 +45,16 @@ wildcard_constraints:
 def code(stage, *implementations):
     """The code version of ``scripts/stages/<stage>.py``: the stage, what it imports, and the
     implementations (registry loaders) the config chooses for it. Blind to comments, docstrings
-    and formatting; a param, so a change to what the code does reruns exactly its jobs."""
+    and formatting; a param, so a change to what the code does reruns exactly its jobs.
+    """
     path = os.path.join(workflow.basedir, "scripts", "stages", f"{stage}.py")
     return code_version(path, implementations)
 
 
 def stage_resources(stage):
     """A stage's resources from ``resources.<stage>``: GPUs as configured; memory and wall time
-    times the attempt (1, 2, ...), so a job killed for either comes back asking for more."""
+    times the attempt (1, 2, ...), so a job killed for either comes back asking for more.
+    """
     spec = config["resources"][stage]
     return {
         "gpu": spec["gpu"],

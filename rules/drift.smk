@@ -55,6 +55,9 @@ rule drift:
         ),
     log:
         "results/logs/drift/{student}.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
     resources:
         **stage_resources("light"),
     params:
@@ -62,8 +65,5 @@ rule drift:
         reference_stream=config["adaptation_cost"]["drift"]["reference_stream"],
         top_tokens=config["adaptation_cost"]["drift"]["top_tokens"],
         code=code("drift"),
-    threads: 1
-    conda:
-        "../envs/report.yaml"
     script:
         "../scripts/stages/drift.py"

@@ -2,10 +2,6 @@
 # check) and every fine-tuned one.
 
 
-def benchmark_files(wildcards=None):
-    return [f"results/problems/benchmarks/{b}.jsonl" for b in BENCHMARKS]
-
-
 rule evaluate_base:
     input:
         student="results/student/{student}/student.json",
@@ -15,6 +11,9 @@ rule evaluate_base:
         samples="results/evaluation/{student}/base/samples.jsonl",
     log:
         "results/logs/evaluation/{student}/base.log",
+    conda:
+        student_env("evaluation")
+    threads: 1
     resources:
         **stage_resources("evaluation"),
     params:
@@ -23,9 +22,6 @@ rule evaluate_base:
         vllm=vllm_engine("evaluation"),
         method=None,
         code=generation_code("evaluation"),
-    threads: 1
-    conda:
-        student_env("evaluation")
     script:
         "../scripts/stages/evaluation.py"
 

@@ -1,12 +1,5 @@
 # Native traces: N samples per pool problem from the student at temperature T.
 
-from scripts.backends.generation import GENERATORS
-
-
-def generation_code(stage):
-    """A student-running stage's code with the generation backend its config chooses."""
-    return code(stage, GENERATORS.loader(config[stage]["backend"]))
-
 
 rule native_traces:
     input:
@@ -17,6 +10,9 @@ rule native_traces:
         "results/native_traces/{student}.jsonl",
     log:
         "results/logs/native_traces/{student}.log",
+    conda:
+        student_env("native_traces")
+    threads: 2
     resources:
         **stage_resources("native_traces"),
     params:
@@ -24,8 +20,5 @@ rule native_traces:
         vllm=vllm_engine("native_traces"),
         replay=REPLAY,
         code=generation_code("native_traces"),
-    threads: 2
-    conda:
-        student_env("native_traces")
     script:
         "../scripts/stages/native_traces.py"

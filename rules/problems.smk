@@ -1,15 +1,5 @@
 # Problems: the training pool and the benchmark suites, in one normalised schema.
 
-from scripts.data.problems import PROBLEM_SOURCES
-
-
-def benchmark_spec(wildcards):
-    return config["problems"]["benchmarks"][wildcards.benchmark]
-
-
-def benchmark_code(wildcards):
-    return code("problems", PROBLEM_SOURCES.loader(benchmark_spec(wildcards)["source"]))
-
 
 # Downloads (a `datasets` source) run where Snakemake runs: compute nodes may be offline.
 localrules:
@@ -24,15 +14,17 @@ rule problem_pool:
         "results/problems/pool.jsonl",
     log:
         "results/logs/problem_pool.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
     resources:
         **stage_resources("light"),
     params:
         spec=config["problems"]["pool"],
         replay=REPLAY,
-        code=code("problems", PROBLEM_SOURCES.loader(config["problems"]["pool"]["source"])),
-    threads: 1
-    conda:
-        "../envs/data.yaml"
+        code=code(
+            "problems", PROBLEM_SOURCES.loader(config["problems"]["pool"]["source"])
+        ),
     script:
         "../scripts/stages/problems.py"
 

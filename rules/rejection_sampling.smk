@@ -11,13 +11,13 @@ rule rejection_sampling:
         summary="results/rejection_sampling/{student}/summary.json",
     log:
         "results/logs/rejection_sampling/{student}.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 2
     resources:
         **stage_resources("light"),
     params:
         spec=config["rejection_sampling"],
         code=code("rejection_sampling"),
-    threads: 2
-    conda:
-        "../envs/data.yaml"
     script:
         "../scripts/stages/rejection_sampling.py"

@@ -13,6 +13,9 @@ rule retention:
         summary="results/retention/{student}/{stream}.json",
     log:
         "results/logs/retention/{student}/{stream}.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
     resources:
         **stage_resources("light"),
         oracle_api=oracle_api,
@@ -23,8 +26,5 @@ rule retention:
         prompt=oracle_prompt("judge"),
         replay=REPLAY,
         code=oracle_code("retention"),
-    threads: 1
-    conda:
-        "../envs/data.yaml"
     script:
         "../scripts/stages/retention.py"

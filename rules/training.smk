@@ -11,6 +11,9 @@ rule fine_tune:
         summary=f"results/training/{RUN}/train.json",
     log:
         f"results/logs/training/{RUN}.log",
+    conda:
+        "../envs/training.yaml"
+    threads: 1
     resources:
         **stage_resources("training"),
     params:
@@ -18,8 +21,5 @@ rule fine_tune:
         hparams=config["training"]["hparams"],
         lora=config["training"]["lora"],
         code=code("fine_tune"),
-    threads: 1
-    conda:
-        "../envs/training.yaml"
     script:
         "../scripts/stages/fine_tune.py"

@@ -39,8 +39,14 @@ def ident_of(messages: list[dict]) -> str:
     return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
 
 
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests",
-           500: "Internal Server Error", 502: "Bad Gateway"}
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+}
 
 
 class FaultProxy:
@@ -65,7 +71,8 @@ class FaultProxy:
     def start(self) -> "FaultProxy":
         self._thread.start()
         self._server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._handle, "127.0.0.1", 0), self._loop).result()
+            asyncio.start_server(self._handle, "127.0.0.1", 0), self._loop
+        ).result()
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -75,6 +82,7 @@ class FaultProxy:
             for task in asyncio.all_tasks():
                 if task is not asyncio.current_task():
                     task.cancel()
+
         asyncio.run_coroutine_threadsafe(close(), self._loop).result()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
@@ -147,8 +155,9 @@ class FaultProxy:
             with self._lock:
                 self.forwarded[ident] += 1
             status, resp_headers, resp_body = await self._forward(method, path, headers, body, chat)
-            await _respond(writer, status, resp_body,
-                           {"Content-Type": resp_headers.get("content-type", "application/json")})
+            await _respond(
+                writer, status, resp_body, {"Content-Type": resp_headers.get("content-type", "application/json")}
+            )
             if chat and status == 200:
                 with self._lock:
                     self.answered[ident] += 1
@@ -165,8 +174,13 @@ class FaultProxy:
         reader, writer = await asyncio.open_connection(host, int(port))
         try:
             keep = {k: v for k, v in headers.items() if k in ("content-type", "authorization", "accept")}
-            head = [f"{method} {path} HTTP/1.1", f"Host: {self.upstream}", f"Content-Length: {len(body)}",
-                    "Connection: close", *(f"{k}: {v}" for k, v in keep.items())]
+            head = [
+                f"{method} {path} HTTP/1.1",
+                f"Host: {self.upstream}",
+                f"Content-Length: {len(body)}",
+                "Connection: close",
+                *(f"{k}: {v}" for k, v in keep.items()),
+            ]
             writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
             await writer.drain()
             status = int((await reader.readline()).split()[1])
@@ -196,16 +210,30 @@ async def _read_headers(reader) -> dict[str, str]:
 
 
 async def _respond(writer, status: int, body: bytes, headers: dict) -> None:
-    head = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}", f"Content-Length: {len(body)}",
-            "Connection: keep-alive", *(f"{k}: {v}" for k, v in headers.items())]
+    head = [
+        f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}",
+        f"Content-Length: {len(body)}",
+        "Connection: keep-alive",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
     writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
     await writer.drain()
 
 
 def _canned(body: bytes):
     req = json.loads(body)
-    answer = {"id": "canned", "object": "chat.completion", "created": int(time.time()), "model": req["model"],
-              "choices": [{"index": 0, "finish_reason": "stop",
-                           "message": {"role": "assistant", "content": "So the answer is \\boxed{1}."}}],
-              "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}}
+    answer = {
+        "id": "canned",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": req["model"],
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "So the answer is \\boxed{1}."},
+            }
+        ],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110},
+    }
     return 200, {"content-type": "application/json"}, json.dumps(answer).encode()

@@ -24,7 +24,7 @@ def test_completion_nll_equals_a_direct_forward_pass_and_ignores_the_prompt(tiny
     batched = [t.nll for t in scorer(tiny_student, batch_size=2).score(prompts, completions)]
     for p, c, nll in zip(prompts, completions, batched):
         p_ids, ids = tok(p)["input_ids"], tok(p + c)["input_ids"]
-        labels = torch.tensor([[-100] * len(p_ids) + ids[len(p_ids):]])
+        labels = torch.tensor([[-100] * len(p_ids) + ids[len(p_ids) :]])
         with torch.no_grad():
             mean = model(input_ids=torch.tensor([ids]), labels=labels).loss.item()
         assert len(nll) == len(ids) - len(p_ids)
@@ -54,10 +54,16 @@ def test_bootstrap_interval_brackets_the_mean():
 
 
 # -- learner compatibility from the same forward pass (appended with the drift analyses) ---------
-PROMPTS = ["Problem: Tom has 3 coins.\nSolution:\n", "Problem: Ana has 12 shells. She loses 5 shells.\nSolution:\n",
-           "Problem: Li has 4 cups.\nSolution:\n"]
-COMPLETIONS = ["Tom starts with 3 coins.", "Ana starts with 12 shells.\nShe loses 5, so 12 - 5 = 7.",
-               "Li starts with \\(4\\) cups. The answer is \\(\\boxed{4}\\)."]
+PROMPTS = [
+    "Problem: Tom has 3 coins.\nSolution:\n",
+    "Problem: Ana has 12 shells. She loses 5 shells.\nSolution:\n",
+    "Problem: Li has 4 cups.\nSolution:\n",
+]
+COMPLETIONS = [
+    "Tom starts with 3 coins.",
+    "Ana starts with 12 shells.\nShe loses 5, so 12 - 5 = 7.",
+    "Li starts with \\(4\\) cups. The answer is \\(\\boxed{4}\\).",
+]
 
 
 def test_ranks_and_low_probability_tokens_equal_a_direct_forward_pass(tiny_student):
@@ -71,7 +77,7 @@ def test_ranks_and_low_probability_tokens_equal_a_direct_forward_pass(tiny_stude
         ids = tok(p + c)["input_ids"]
         n = len(ids) - len(tok(p)["input_ids"])
         with torch.no_grad():
-            logits = model(input_ids=torch.tensor([ids])).logits[0, -n - 1:-1]
+            logits = model(input_ids=torch.tensor([ids])).logits[0, -n - 1 : -1]
         probs = torch.softmax(logits, -1)
         target = torch.tensor(ids[-n:])
         order = torch.argsort(logits, dim=-1, descending=True)
@@ -98,7 +104,9 @@ def test_stream_rsr_is_mean_clipped_rank_over_mean_surprisal_across_traces():
     assert s["rsr"] == pytest.approx(s["mean_clipped_rank"] / s["mean_surprisal"])
     assert s["rsr_mean_per_trace"] == pytest.approx((101 / 3.1 + 8 / 4) / 2)
     # p < 0.1 means NLL > ln 10 = 2.303: one token of six
-    assert s["low_prob_fraction"] == pytest.approx(1 / 6) and s["low_prob_fraction_mean_per_trace"] == pytest.approx(0.25)
+    assert s["low_prob_fraction"] == pytest.approx(1 / 6) and s["low_prob_fraction_mean_per_trace"] == pytest.approx(
+        0.25
+    )
 
 
 def test_token_data_keeps_each_traces_first_quarter_and_counts_every_token(tiny_student):
@@ -111,7 +119,7 @@ def test_token_data_keeps_each_traces_first_quarter_and_counts_every_token(tiny_
         lo, hi = data["q1_offsets"][i], data["q1_offsets"][i + 1]
         first = np.array_split(t.ids, 4)[0]
         assert data["q1_token_ids"][lo:hi].tolist() == first.tolist()
-        assert np.allclose(data["q1_nll"][lo:hi], t.nll[:len(first)], atol=1e-6)
+        assert np.allclose(data["q1_nll"][lo:hi], t.nll[: len(first)], atol=1e-6)
     assert data["vocab_counts"].sum() == sum(len(t.ids) for t in traces) == data["tokens_per_trace"].sum()
     text = dict(zip(data["vocab_ids"].tolist(), data["vocab_text"].tolist()))
     assert "".join(text[i] for i in traces[0].ids.tolist()) == COMPLETIONS[0]

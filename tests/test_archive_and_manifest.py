@@ -3,9 +3,9 @@ from types import SimpleNamespace
 import pytest
 
 from scripts.infrastructure.archive import checksums, freeze, replayed, restore
-from scripts.infrastructure.records import sha256
 from scripts.infrastructure.manifest import artifacts, seeds
 from scripts.infrastructure.provenance import config_hash, git_state
+from scripts.infrastructure.records import sha256
 from scripts.infrastructure.stage_log import StageError
 
 
@@ -17,8 +17,12 @@ def frozen(tmp_path):
     (results / "student" / "tiny" / "model").mkdir(parents=True)
     (results / "student" / "tiny" / "student.json").write_text('{"path": "results/student/tiny/model"}')
     (results / "student" / "tiny" / "model" / "weights.bin").write_bytes(b"\x00\x01" * 100)
-    n = freeze([str(results / "native_traces" / "tiny.jsonl"), str(results / "student" / "tiny")],
-               str(results), str(tmp_path / "frozen"), {"config_sha256": "abc"})
+    n = freeze(
+        [str(results / "native_traces" / "tiny.jsonl"), str(results / "student" / "tiny")],
+        str(results),
+        str(tmp_path / "frozen"),
+        {"config_sha256": "abc"},
+    )
     assert n == 3
     return tmp_path / "frozen"
 

@@ -8,19 +8,24 @@ from types import SimpleNamespace
 import numpy as np
 import polars as pl
 import pytest
-from conftest import run_stage
 
 from scripts.analysis import drift
-from scripts.organism import word_problems as wp
 from scripts.infrastructure.records import write_json, write_jsonl
+from scripts.organism import word_problems as wp
+
+from conftest import run_stage
 
 
 def stream(q1_ids, q1_nll, counts: dict, tokens_per_trace, text=None):
     ids = sorted(counts)
-    return {"q1_token_ids": np.array(q1_ids, dtype=np.int32), "q1_nll": np.array(q1_nll, dtype=np.float32),
-            "vocab_ids": np.array(ids, dtype=np.int32), "vocab_counts": np.array([counts[i] for i in ids]),
-            "vocab_text": np.array([(text or {}).get(i, f"t{i}") for i in ids]),
-            "tokens_per_trace": np.array(tokens_per_trace, dtype=np.int32)}
+    return {
+        "q1_token_ids": np.array(q1_ids, dtype=np.int32),
+        "q1_nll": np.array(q1_nll, dtype=np.float32),
+        "vocab_ids": np.array(ids, dtype=np.int32),
+        "vocab_counts": np.array([counts[i] for i in ids]),
+        "vocab_text": np.array([(text or {}).get(i, f"t{i}") for i in ids]),
+        "tokens_per_trace": np.array(tokens_per_trace, dtype=np.int32),
+    }
 
 
 def test_jensen_shannon_is_zero_for_one_distribution_and_one_bit_for_disjoint_ones():
@@ -62,13 +67,19 @@ def adaptation_cost_stage(tmp_path, student, name, traces):
     src = tmp_path / "streams" / f"{name}.jsonl"
     write_jsonl(src, [{"id": str(i), "problem": p, "trace": t} for i, (p, t) in enumerate(traces)])
     out = tmp_path / "adaptation_cost" / name
-    run_stage("adaptation_cost", SimpleNamespace(
-        input=SimpleNamespace(student=str(tmp_path / "student.json"), stream=str(src)),
-        output=SimpleNamespace(per_trace=f"{out}.jsonl", summary=f"{out}.json", tokens=f"{out}.tokens.npz"),
-        log=[str(tmp_path / "logs" / f"{name}.log")], threads=1, wildcards=SimpleNamespace(stream=name),
-        # the test student (5 pretraining steps) is near uniform over its 320 tokens (p ~ 1/320):
-        # a threshold just above that keeps the low-probability fraction informative
-        params=Params(backend="transformers", vllm=None, batch_size=4, low_prob_threshold=0.004, rank_clip=100)))
+    run_stage(
+        "adaptation_cost",
+        SimpleNamespace(
+            input=SimpleNamespace(student=str(tmp_path / "student.json"), stream=str(src)),
+            output=SimpleNamespace(per_trace=f"{out}.jsonl", summary=f"{out}.json", tokens=f"{out}.tokens.npz"),
+            log=[str(tmp_path / "logs" / f"{name}.log")],
+            threads=1,
+            wildcards=SimpleNamespace(stream=name),
+            # the test student (5 pretraining steps) is near uniform over its 320 tokens (p ~ 1/320):
+            # a threshold just above that keeps the low-probability fraction informative
+            params=Params(backend="transformers", vllm=None, batch_size=4, low_prob_threshold=0.004, rank_clip=100),
+        ),
+    )
     return out
 
 
@@ -80,18 +91,29 @@ def drift_run(tiny_student, tmp_path_factory):
     graphs = [wp.sample_graph(rng, rng.randint(2, 3), 60) for _ in range(12)]
     native = [(wp.problem_text(g), wp.native_solution(g, random.Random(i))) for i, g in enumerate(graphs)]
     oracle = [(p, wp.oracle_notation(t)) for p, t in native]
-    outs = {name: adaptation_cost_stage(tmp, tiny_student, name, traces)
-            for name, traces in (("slm_rft", native), ("oracle_refined", oracle))}
+    outs = {
+        name: adaptation_cost_stage(tmp, tiny_student, name, traces)
+        for name, traces in (("slm_rft", native), ("oracle_refined", oracle))
+    }
     streams = list(outs)
     out_dir = tmp / "drift" / "tiny"
 
     def run(reference="slm_rft"):
-        run_stage("drift", SimpleNamespace(
-            input=SimpleNamespace(summaries=[f"{outs[s]}.json" for s in streams],
-                                  per_trace=[f"{outs[s]}.jsonl" for s in streams],
-                                  tokens=[f"{outs[s]}.tokens.npz" for s in streams]),
-            output=SimpleNamespace(drift=str(out_dir / "drift.md")), log=[str(tmp / "logs" / "drift.log")],
-            threads=1, params=Params(streams=streams, reference_stream=reference, top_tokens=5)))
+        run_stage(
+            "drift",
+            SimpleNamespace(
+                input=SimpleNamespace(
+                    summaries=[f"{outs[s]}.json" for s in streams],
+                    per_trace=[f"{outs[s]}.jsonl" for s in streams],
+                    tokens=[f"{outs[s]}.tokens.npz" for s in streams],
+                ),
+                output=SimpleNamespace(drift=str(out_dir / "drift.md")),
+                log=[str(tmp / "logs" / "drift.log")],
+                threads=1,
+                params=Params(streams=streams, reference_stream=reference, top_tokens=5),
+            ),
+        )
+
     run()
     return {"dir": out_dir, "run": run, "native": native, "oracle": oracle}
 

@@ -20,8 +20,14 @@ REPO = Path(__file__).resolve().parents[1]
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
 # Import names whose distribution is not installed in the venv (so packages_distributions()
 # cannot name it): import name -> distribution name.
-IMPORT_TO_DIST = {"yaml": "pyyaml", "math_verify": "math-verify", "huggingface_hub": "huggingface-hub",
-                  "sklearn": "scikit-learn", "PIL": "pillow", "vllm": "vllm"}
+IMPORT_TO_DIST = {
+    "yaml": "pyyaml",
+    "math_verify": "math-verify",
+    "huggingface_hub": "huggingface-hub",
+    "sklearn": "scikit-learn",
+    "PIL": "pillow",
+    "vllm": "vllm",
+}
 # Not packages an env must hold: the project itself, and snakemake, whose script preamble puts
 # the running Snakemake's own installation on the job's sys.path.
 NOT_FROM_ENV = {"scripts", "snakemake"}
@@ -70,9 +76,15 @@ def rules() -> list[dict]:
             script = re.search(r'^    script:\n\s+"([^"]+)"', block, re.M)
             conda = re.search(r'^    conda:\n\s+(?:"([^"]+)"|(student_env)\("\w+"\))', block, re.M)
             envs = [] if not conda else [conda.group(1)] if conda.group(1) else list(STUDENT_ENVS)
-            found.append({"name": name, "file": smk.name, "has_shell": "\n    shell:" in block,
-                          "conda": [(smk.parent / e).resolve() for e in envs],
-                          "script": (smk.parent / script.group(1)).resolve() if script else None})
+            found.append(
+                {
+                    "name": name,
+                    "file": smk.name,
+                    "has_shell": "\n    shell:" in block,
+                    "conda": [(smk.parent / e).resolve() for e in envs],
+                    "script": (smk.parent / script.group(1)).resolve() if script else None,
+                }
+            )
     return found
 
 
@@ -179,8 +191,10 @@ def test_env_holds_every_package_its_rules_script_imports(rule):
         # the vLLM engine (scripts.backends.generation.vllm_engine) never runs.
         unused = {"vllm"} if len(rule["conda"]) > 1 and env.stem != "vllm" else set()
         missing = {name: dist for name, dist in needed.items() if dist not in have and name not in unused}
-        assert not missing, (f"rule {rule['name']} runs {rule['script'].name} in {env.name}, "
-                             f"which lacks (import -> distribution) {missing}")
+        assert not missing, (
+            f"rule {rule['name']} runs {rule['script'].name} in {env.name}, "
+            f"which lacks (import -> distribution) {missing}"
+        )
 
 
 def test_gpu_env_says_how_to_build_it_on_a_cpu_only_login_node():

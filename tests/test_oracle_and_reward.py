@@ -1,10 +1,10 @@
 import difflib
 import random
 
-from scripts.organism import word_problems as wp
-from scripts.backends.oracles import oracle
 from scripts.analysis.statistics import mean_ci95
+from scripts.backends.oracles import oracle
 from scripts.backends.rewards import reward_model
+from scripts.organism import word_problems as wp
 
 
 def items(n=30):
@@ -13,8 +13,9 @@ def items(n=30):
     for i in range(n):
         g = wp.sample_graph(rng, rng.randint(2, 4), 99)
         trace = wp.native_solution(g, random.Random(i), slip=0.3)  # flawed steps, right answer
-        out.append({"id": str(i), "problem": wp.problem_text(g), "answer": str(g.answer), "trace": trace,
-                    "graph": g.to_json()})
+        out.append(
+            {"id": str(i), "problem": wp.problem_text(g), "answer": str(g.answer), "trace": trace, "graph": g.to_json()}
+        )
     return out
 
 
@@ -52,15 +53,19 @@ def test_process_reward_prefers_repaired_traces():
     its = items()
     rm = reward_model({"backend": "builtin"})
     flawed = rm.score(its)
-    repaired = rm.score([{**it, "trace": o.trace} for it, o in
-                         zip(its, oracle({"backend": "builtin"}).run("style_align", its))])
+    repaired = rm.score(
+        [{**it, "trace": o.trace} for it, o in zip(its, oracle({"backend": "builtin"}).run("style_align", its))]
+    )
     assert all(r == 1.0 for r in repaired)
     assert sum(flawed) < sum(repaired) and min(flawed) >= 0.5  # right answers, some wrong steps
 
 
 def test_process_reward_of_a_wrong_answer_with_wrong_steps():
     g = wp.Graph("Tom", "coins", 10, (wp.Step("add", 5, 0), wp.Step("add", 3, 0)))
-    trace = "Tom starts with 10 coins.\nHe finds 5 more, so 10 + 5 = 16.\nNow he finds 3 more, so 16 + 3 = 19.\nThe answer is \\boxed{19}."
+    trace = (
+        "Tom starts with 10 coins.\nHe finds 5 more, so 10 + 5 = 16.\nNow he finds 3 more, so 16 + 3 = 19.\n"
+        "The answer is \\boxed{19}."
+    )
     # 10+5=16 false; 16+3=19 true but off the solution path; answer wrong.
     assert reward_model({"backend": "builtin"}).score([{"id": "x", "trace": trace, "graph": g.to_json()}]) == [0.0]
 

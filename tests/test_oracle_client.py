@@ -16,15 +16,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-import vllm_server
-from fault_proxy import Fault, FaultProxy, ident_of
-from scripts.organism import word_problems as wp
+from scripts.analysis.retention import retention
 from scripts.backends.oracles import oracle
 from scripts.backends.oracles.openai_client import OpenAIOracle, parse, retry_after_s
 from scripts.backends.oracles.prompts import OracleError, load_template
-from scripts.analysis.retention import retention
 from scripts.data.streams import build_stream
 from scripts.infrastructure.study_config import ConfigError, check
+from scripts.organism import word_problems as wp
+
+import vllm_server
+from fault_proxy import Fault, FaultProxy, ident_of
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS = {t: str(REPO / "prompts" / f"{t}.v1.md") for t in ("refine", "synthesize", "style_align", "judge")}
@@ -36,21 +37,42 @@ def items(n: int, seed: int = 5) -> list[dict]:
     out = []
     for i in range(n):
         g = wp.sample_graph(rng, rng.randint(2, 3), 60)
-        out.append({"id": f"p{i}", "problem": wp.problem_text(g), "answer": str(g.answer),
-                    "trace": wp.native_solution(g, random.Random(i), slip=0.3), "graph": g.to_json()})
+        out.append(
+            {
+                "id": f"p{i}",
+                "problem": wp.problem_text(g),
+                "answer": str(g.answer),
+                "trace": wp.native_solution(g, random.Random(i), slip=0.3),
+                "graph": g.to_json(),
+            }
+        )
     return out
 
 
 def api_spec(base_url: str | None = "http://127.0.0.1:9/v1", **kw) -> dict:
-    spec = {"backend": "openai", "base_url": base_url, "model": vllm_server.MODEL_NAME, "api_key_env": KEY_ENV,
-            "temperature": 1.0, "top_p": 1.0, "max_tokens": 16, "seed": None, "extra": {}, "concurrency": 4,
-            "timeout_s": 30, "max_attempts": 4,
-            "price_per_million_input_tokens": 1.0, "price_per_million_output_tokens": 4.0, "prompts": PROMPTS}
+    spec = {
+        "backend": "openai",
+        "base_url": base_url,
+        "model": vllm_server.MODEL_NAME,
+        "api_key_env": KEY_ENV,
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "max_tokens": 16,
+        "seed": None,
+        "extra": {},
+        "concurrency": 4,
+        "timeout_s": 30,
+        "max_attempts": 4,
+        "price_per_million_input_tokens": 1.0,
+        "price_per_million_output_tokens": 4.0,
+        "prompts": PROMPTS,
+    }
     spec.update(kw)
     return spec
 
 
 # ---- without a server --------------------------------------------------------------------------
+
 
 def test_prompt_templates_carry_their_version_and_fill_every_field():
     it = {**items(1)[0], "source_trace": "S-TRACE", "rewrite": "R-TRACE"}
@@ -84,6 +106,7 @@ def test_cache_key_follows_what_determines_the_answer_and_not_the_server_url(tmp
         o = OpenAIOracle({**spec, "prompts": prompts or PROMPTS})
         t = o.template("refine")
         return o.key("refine", t, t.render(item), item)
+
     base = key(api_spec())
     assert key(api_spec("http://elsewhere:8000/v1")) == base
     assert key(api_spec(temperature=1)) == base  # 1 and 1.0 are one value
@@ -148,12 +171,23 @@ def test_a_missing_api_key_fails_the_config_check_naming_the_variable_only_when_
 
 def test_a_missing_api_key_stops_snakemake_before_any_job(tmp_path):
     cfg = tmp_path / "gpt.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "oracles": {"gpt": {"backend": "openai", "model": "gpt-5.2", "api_key_env": "QUP_NO_SUCH_KEY_VAR"}},
-        "streams": {"oracle_refined": {"kind": "oracle", "task": "refine", "oracle": "gpt"}}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "oracles": {"gpt": {"backend": "openai", "model": "gpt-5.2", "api_key_env": "QUP_NO_SUCH_KEY_VAR"}},
+                "streams": {"oracle_refined": {"kind": "oracle", "task": "refine", "oracle": "gpt"}},
+            }
+        )
+    )
     env = {k: v for k, v in os.environ.items() if k != "QUP_NO_SUCH_KEY_VAR"}
-    run = subprocess.run([str(REPO / ".venv" / "bin" / "snakemake"), "-n", "--cores", "1", "--configfile",
-                          "config.yaml", str(cfg)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "snakemake"), "-n", "--cores", "1", "--configfile", "config.yaml", str(cfg)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode != 0
     assert "QUP_NO_SUCH_KEY_VAR" in run.stdout + run.stderr
     assert "oracles.gpt.api_key_env" in run.stdout + run.stderr
@@ -165,22 +199,38 @@ def test_builtin_judge_scores_retention_of_step_results_ignoring_format():
     mean = {}
     for task in ("refine", "style_align", "synthesize"):
         outs = builtin.run(task, its)
-        pairs = [{"id": it["id"], "problem": it["problem"], "source_trace": it["trace"], "rewrite": o.trace,
-                  "graph": it["graph"]} for it, o in zip(its, outs)]
+        pairs = [
+            {
+                "id": it["id"],
+                "problem": it["problem"],
+                "source_trace": it["trace"],
+                "rewrite": o.trace,
+                "graph": it["graph"],
+            }
+            for it, o in zip(its, outs)
+        ]
         scores = [v.score for v in builtin.run("judge", pairs)]
         assert all(1.0 <= s <= 5.0 for s in scores)
         mean[task] = sum(scores) / len(scores)
     # refine changes only notation (ignored), synthesis fuses steps (their results are lost)
     assert mean["refine"] == mean["style_align"] == 5.0 > mean["synthesize"]
-    unrelated = [{"id": "u", "problem": its[0]["problem"], "source_trace": its[0]["trace"],
-                  "rewrite": "I do not know.", "graph": its[0]["graph"]}]
+    unrelated = [
+        {
+            "id": "u",
+            "problem": its[0]["problem"],
+            "source_trace": its[0]["trace"],
+            "rewrite": "I do not know.",
+            "graph": its[0]["graph"],
+        }
+    ]
     assert builtin.run("judge", unrelated)[0].score == 1.0
 
 
 def test_retention_summary_with_the_builtin_judge():
     its = items(10)
-    stream, _, usage = build_stream("synth", {"kind": "oracle", "task": "synthesize"}, its,
-                                    {"backend": "builtin"}, 3, 1)
+    stream, _, usage = build_stream(
+        "synth", {"kind": "oracle", "task": "synthesize"}, its, {"backend": "builtin"}, 3, 1
+    )
     records, summary = retention(stream, {it["id"]: it["graph"] for it in its}, {"backend": "builtin"}, None)
     assert usage["backend"] == "builtin" and len(records) == len(stream) == 10
     assert summary["judged"] == 10 and summary["unscored"] == 0
@@ -189,6 +239,7 @@ def test_retention_summary_with_the_builtin_judge():
 
 
 # ---- against a real vLLM server, through the fault proxy ---------------------------------------
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
@@ -265,8 +316,9 @@ def test_500s_stalls_and_dropped_connections_are_retried_with_backoff(server, ke
     plan = {1: Fault("500"), 2: Fault("stall", seconds=12.0), 3: Fault("drop")}
     with FaultProxy(server.address, policy=lambda ident, n: plan.get(n)) as proxy:
         t0 = time.monotonic()
-        o, outs = run_client(api_spec(proxy.url, timeout_s=4.0, max_attempts=4), "refine", its,
-                             str(tmp_path / "c.sqlite"))
+        o, outs = run_client(
+            api_spec(proxy.url, timeout_s=4.0, max_attempts=4), "refine", its, str(tmp_path / "c.sqlite")
+        )
         assert time.monotonic() - t0 < 12  # gave up on the stalled attempt after its timeout
     u = o.usage()
     assert (u["failed"], u["finished"], u["requests_sent"], u["retries"]) == (0, 4, 16, 12)
@@ -291,8 +343,9 @@ def test_an_item_that_keeps_failing_is_recorded_with_its_reason_and_retried_next
 
 def test_a_bad_request_fails_its_item_at_once(server, key, tmp_path):
     # a real 400 from vLLM: more completion tokens than the model's context holds
-    o, outs = run_client(api_spec(server.url, max_tokens=vllm_server.MAX_MODEL_LEN * 2), "refine", items(2),
-                         str(tmp_path / "c.sqlite"))
+    o, outs = run_client(
+        api_spec(server.url, max_tokens=vllm_server.MAX_MODEL_LEN * 2), "refine", items(2), str(tmp_path / "c.sqlite")
+    )
     assert all(x.trace is None and x.reason.startswith("request failed after 1 attempt: HTTP 400") for x in outs)
     assert o.usage()["requests_sent"] == 2
 
@@ -342,12 +395,14 @@ def test_a_killed_run_resumes_without_re_sending_a_finished_request(server, key,
             return Fault("stall", seconds=120)
         passed["n"] += 1
         return None
+
     with FaultProxy(server.address, policy=policy) as proxy:
         spec = api_spec(proxy.url, concurrency=3)
         args = tmp_path / "args.json"
         args.write_text(json.dumps([spec, its, cache]))
-        proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(args)], cwd=REPO,
-                                env={**os.environ, "PYTHONPATH": str(REPO)})
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RUNNER, str(args)], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and cached_rows(cache) < first:
             assert proc.poll() is None, "the client exited before it was killed"
@@ -379,14 +434,21 @@ def cached_rows(path: str) -> int:
 def test_streams_and_retention_through_the_api_oracle_count_rejections_and_usage(server, key, tmp_path):
     its, cache = items(4), str(tmp_path / "c.sqlite")
     spec = api_spec(server.url)
-    kept, rejected, usage = build_stream("oracle_refined", {"kind": "oracle", "task": "refine"}, its, spec, 3, 1,
-                                         cache)
+    kept, rejected, usage = build_stream("oracle_refined", {"kind": "oracle", "task": "refine"}, its, spec, 3, 1, cache)
     assert len(kept) + len(rejected) == 4 and usage["finished"] == 4 and usage["model"] == spec["model"]
     # the tiny student writes junk: whatever it wrote is kept out with a reason
-    assert all(r["reason"].startswith(("no boxed answer", "answer does not verify", "empty response"))
-               for r in rejected)
-    fake_stream = [{"id": it["id"], "problem": it["problem"], "source_trace": it["trace"],
-                    "trace": it["trace"].replace("\n", "\n\n")} for it in its]
+    assert all(
+        r["reason"].startswith(("no boxed answer", "answer does not verify", "empty response")) for r in rejected
+    )
+    fake_stream = [
+        {
+            "id": it["id"],
+            "problem": it["problem"],
+            "source_trace": it["trace"],
+            "trace": it["trace"].replace("\n", "\n\n"),
+        }
+        for it in its
+    ]
     records, summary = retention(fake_stream, {}, spec, cache)
     assert summary["oracle"]["finished"] == 4 and summary["judged"] + summary["unscored"] == 4
     assert all(0.9 < r["edit_similarity"] < 1 for r in records)

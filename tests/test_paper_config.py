@@ -12,8 +12,9 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from scripts.infrastructure import study_config
 from scripts.data.problems import normalise
+from scripts.infrastructure import study_config
+
 from test_slurm import REPO, STAGE, derived_slurm_profile, jobs_in_dry_run, snakemake
 
 PAPER = REPO / "configs" / "paper.yaml"
@@ -54,12 +55,26 @@ def test_paper_config_validates_and_passes_the_workflows_own_checks(monkeypatch)
 def test_paper_config_is_the_papers_design():
     c = paper()
     assert [s["model"] for s in c["students"].values()] == [
-        "Qwen/Qwen2.5-Math-1.5B", "Qwen/Qwen2.5-Math-7B", "meta-llama/Llama-3.2-3B", "deepseek-ai/deepseek-math-7b-base"]
+        "Qwen/Qwen2.5-Math-1.5B",
+        "Qwen/Qwen2.5-Math-7B",
+        "meta-llama/Llama-3.2-3B",
+        "deepseek-ai/deepseek-math-7b-base",
+    ]
     pool = c["problems"]["pool"]
     assert (pool["path"], pool["n"], pool["columns"]["answer"]) == ("AI-MO/NuminaMath-CoT", 100000, None)
-    assert (c["native_traces"]["n"], c["native_traces"]["temperature"], c["native_traces"]["max_new_tokens"]) == (8, 1.0, 4096)
-    assert set(c["streams"]) == {"slm_rft", "oracle_refined", "oracle_synthesized", "reference", "style_aligned",
-                                 "style_aligned_gpt"}
+    assert (c["native_traces"]["n"], c["native_traces"]["temperature"], c["native_traces"]["max_new_tokens"]) == (
+        8,
+        1.0,
+        4096,
+    )
+    assert set(c["streams"]) == {
+        "slm_rft",
+        "oracle_refined",
+        "oracle_synthesized",
+        "reference",
+        "style_aligned",
+        "style_aligned_gpt",
+    }
     assert c["streams"]["style_aligned"]["oracle"] == "qwen72b" and c["streams"]["style_aligned_gpt"]["oracle"] == "gpt"
     assert c["oracles"]["qwen72b"]["base_url"] and c["oracles"]["qwen72b"]["api_key_env"] is None
     assert c["oracles"]["gpt"]["api_key_env"] == KEY
@@ -67,9 +82,19 @@ def test_paper_config_is_the_papers_design():
     assert {r["backend"] for r in c["rewards"].values()} == {"outcome_reward", "sequence_classifier", "process_reward"}
     t = c["training"]
     assert (t["objectives"], t["method"], t["lr"], t["batch_size"], t["epochs"], t["seeds"]) == (
-        ["sft", "dft"], "full", [5e-5, 2e-5], [256, 128], [1], [0])
-    assert (t["hparams"]["bf16"], t["hparams"]["max_length"], t["hparams"]["lr_scheduler"], t["hparams"]["warmup_ratio"]) == (
-        True, 2048, "cosine", 0.1)
+        ["sft", "dft"],
+        "full",
+        [5e-5, 2e-5],
+        [256, 128],
+        [1],
+        [0],
+    )
+    assert (
+        t["hparams"]["bf16"],
+        t["hparams"]["max_length"],
+        t["hparams"]["lr_scheduler"],
+        t["hparams"]["warmup_ratio"],
+    ) == (True, 2048, "cosine", 0.1)
     e = c["evaluation"]
     assert (e["k"], e["temperature"], e["max_new_tokens"]) == (16, 1.0, 4096)
     assert set(c["problems"]["benchmarks"]) == {"math500", "minerva_math", "olympiadbench", "aime24", "amc23"}
@@ -148,13 +173,22 @@ def test_paper_dry_run_lists_every_job_of_the_design(paper_dry_run):
     grid = len(t["objectives"]) * len(t["lr"]) * len(t["batch_size"]) * len(t["epochs"]) * len(t["seeds"])
     assert len(study_config.runs(c)) == students * streams * grid == 4 * 6 * 2 * 2 * 2 * 1 * 1
     expected = {
-        "problem_pool": 1, "benchmark_problems": len(c["problems"]["benchmarks"]),
-        "student": students, "native_traces": students, "rejection_sampling": students, "drift": students,
-        "evaluate_base": students, "evaluate_base_greedy": students,
-        "stream": students * streams, "adaptation_cost": students * streams,
+        "problem_pool": 1,
+        "benchmark_problems": len(c["problems"]["benchmarks"]),
+        "student": students,
+        "native_traces": students,
+        "rejection_sampling": students,
+        "drift": students,
+        "evaluate_base": students,
+        "evaluate_base_greedy": students,
+        "stream": students * streams,
+        "adaptation_cost": students * streams,
         "reward_scores": students * streams * len(c["rewards"]),
-        "fine_tune": students * streams * grid, "evaluate_checkpoint": students * streams * grid,
-        "report": 1, "paradox": 1, "manifest": 1,
+        "fine_tune": students * streams * grid,
+        "evaluate_checkpoint": students * streams * grid,
+        "report": 1,
+        "paradox": 1,
+        "manifest": 1,
     }
     if "rules/retention.smk" in (REPO / "Snakefile").read_text():  # the judge scores each rewrite
         expected["retention"] = students * sum(s["kind"] == "oracle" for s in c["streams"].values())

@@ -5,47 +5,89 @@ import math
 
 import numpy as np
 import pytest
-from conftest import markdown_rows
 
 from scripts.analysis.paradox import analyse, budget_figure, markdown, utilities, utility_matrix, verdict
 from scripts.infrastructure.records import write_jsonl
 
+from conftest import markdown_rows
+
 STREAMS = ("slm_rft", "oracle_refined", "style_aligned", "oracle_synthesized", "reference")
-KINDS = {"slm_rft": "slm_rft", "reference": "reference", "oracle_refined": "oracle", "style_aligned": "oracle",
-         "oracle_synthesized": "oracle"}
+KINDS = {
+    "slm_rft": "slm_rft",
+    "reference": "reference",
+    "oracle_refined": "oracle",
+    "style_aligned": "oracle",
+    "oracle_synthesized": "oracle",
+}
 
 
 def _samples(path, accuracy: float, rng, problems=40, k=4):
-    rows = [{"benchmark": bench, "id": f"{bench}-{i}", "sample": j, "correct": bool(rng.random() < accuracy)}
-            for bench in ("easy", "hard") for i in range(problems) for j in range(k)]
+    rows = [
+        {"benchmark": bench, "id": f"{bench}-{i}", "sample": j, "correct": bool(rng.random() < accuracy)}
+        for bench in ("easy", "hard")
+        for i in range(problems)
+        for j in range(k)
+    ]
     write_jsonl(path, rows)
     return str(path)
 
 
 def _runs(tmp_path, accuracies: dict[str, float], epochs=3, objective="dft", seeds=(0, 1, 2)):
     rng = np.random.default_rng(int(epochs * 10) + len(objective))
-    return [{"student": "tiny", "stream": s, "objective": objective, "lr": 3e-4, "batch_size": 16, "epochs": epochs,
-             "seed": seed, "samples": _samples(tmp_path / f"{s}-{objective}-{epochs}-{seed}.jsonl", a, rng)}
-            for s, a in accuracies.items() for seed in seeds]
+    return [
+        {
+            "student": "tiny",
+            "stream": s,
+            "objective": objective,
+            "lr": 3e-4,
+            "batch_size": 16,
+            "epochs": epochs,
+            "seed": seed,
+            "samples": _samples(tmp_path / f"{s}-{objective}-{epochs}-{seed}.jsonl", a, rng),
+        }
+        for s, a in accuracies.items()
+        for seed in seeds
+    ]
 
 
 def _streams(ppl: dict[str, float]):
-    rewards = {"slm_rft": 0.70, "oracle_refined": 0.99, "style_aligned": 0.98, "oracle_synthesized": 0.99,
-               "reference": 0.97}
-    return {"tiny": {s: {"kind": KINDS[s], "reward_mean": rewards[s], "reward_ci95_low": rewards[s] - 0.01,
-                         "reward_ci95_high": rewards[s] + 0.01, "ppl": ppl[s],
-                         **{f"ppl_q{q}": ppl[s] * (1.2 - 0.05 * q) for q in range(1, 5)}} for s in STREAMS}}
+    rewards = {
+        "slm_rft": 0.70,
+        "oracle_refined": 0.99,
+        "style_aligned": 0.98,
+        "oracle_synthesized": 0.99,
+        "reference": 0.97,
+    }
+    return {
+        "tiny": {
+            s: {
+                "kind": KINDS[s],
+                "reward_mean": rewards[s],
+                "reward_ci95_low": rewards[s] - 0.01,
+                "reward_ci95_high": rewards[s] + 0.01,
+                "ppl": ppl[s],
+                **{f"ppl_q{q}": ppl[s] * (1.2 - 0.05 * q) for q in range(1, 5)},
+            }
+            for s in STREAMS
+        }
+    }
 
 
-PARADOX = {"slm_rft": 0.55, "oracle_refined": 0.15, "style_aligned": 0.50, "oracle_synthesized": 0.10,
-           "reference": 0.20}
+PARADOX = {
+    "slm_rft": 0.55,
+    "oracle_refined": 0.15,
+    "style_aligned": 0.50,
+    "oracle_synthesized": 0.10,
+    "reference": 0.20,
+}
 PPL = {"slm_rft": 1.2, "oracle_refined": 2.8, "style_aligned": 1.25, "oracle_synthesized": 3.0, "reference": 2.5}
 
 
 def test_utility_is_the_mean_over_benchmarks_of_seed_and_problem_means(tmp_path):
     runs = _runs(tmp_path, {"slm_rft": 0.5, "oracle_refined": 0.2}, seeds=(0, 1))
-    names, blocks, seeds = utility_matrix({s: [r for r in runs if r["stream"] == s] for s in ("slm_rft",
-                                                                                             "oracle_refined")})
+    names, blocks, seeds = utility_matrix(
+        {s: [r for r in runs if r["stream"] == s] for s in ("slm_rft", "oracle_refined")}
+    )
     assert names == ["slm_rft", "oracle_refined"] and seeds == [0, 1]
     assert [b.shape for b in blocks] == [(2, 2, 40), (2, 2, 40)]
     direct = np.mean([blocks[0][0].mean(), blocks[1][0].mean()])
@@ -82,13 +124,27 @@ def test_one_seed_gives_problem_level_intervals_and_the_markdown_lists_every_set
     runs = _runs(tmp_path, PARADOX, seeds=(0,)) + _runs(tmp_path, PARADOX, objective="sft", seeds=(0,))
     settings = analyse(runs, _streams(PPL), rounds=200)
     assert all(math.isfinite(s["utility"]["slm_rft"]["low"]) for s in settings)
-    checks = {"tiny": {"base_sampled": 0.3, "base_greedy": 0.35,
-                       "streams": {"style_aligned": {"kept": 10, "rejected": 0, "covers_solvable_set": True,
-                                                     "kept_verified": 10, "edit_similarity": 0.97}}}}
+    checks = {
+        "tiny": {
+            "base_sampled": 0.3,
+            "base_greedy": 0.35,
+            "streams": {
+                "style_aligned": {
+                    "kept": 10,
+                    "rejected": 0,
+                    "covers_solvable_set": True,
+                    "kept_verified": 10,
+                    "edit_similarity": 0.97,
+                }
+            },
+        }
+    }
     text = markdown(settings, _streams(PPL), checks, "Avg@4", 200)
     rows = markdown_rows(text)
-    assert {tuple(r[:2]) for r in rows if r[0].endswith(" ep")} >= {("DFT lr 0.0003 bs 16 3 ep", "1"),
-                                                                   ("SFT lr 0.0003 bs 16 3 ep", "1")}
+    assert {tuple(r[:2]) for r in rows if r[0].endswith(" ep")} >= {
+        ("DFT lr 0.0003 bs 16 3 ep", "1"),
+        ("SFT lr 0.0003 bs 16 3 ep", "1"),
+    }
     assert "35.0% greedy, 30.0% sampled" in text and ["style_aligned", "10", "0", "10/10", "yes", "0.970"] in rows
 
 
@@ -114,15 +170,19 @@ def test_fidelity_reverifies_kept_traces_and_checks_coverage(tmp_path):
     write_json(tmp_path / "sampled.json", {"avg_at_k": 0.3})
     write_json(tmp_path / "greedy.json", {"avg_at_k": 0.9})
     files = {}
-    for name, kept, rejected in (("style_aligned", [("a", "so \\boxed{5}"), ("b", "so \\boxed{6}")], []),
-                                 ("oracle_refined", [("a", "so \\boxed{7}")], ["b"])):
-        write_jsonl(tmp_path / f"{name}.jsonl", [{"id": i, "answer": "5" if i == "a" else "6", "trace": t}
-                                                for i, t in kept])
+    for name, kept, rejected in (
+        ("style_aligned", [("a", "so \\boxed{5}"), ("b", "so \\boxed{6}")], []),
+        ("oracle_refined", [("a", "so \\boxed{7}")], ["b"]),
+    ):
+        write_jsonl(
+            tmp_path / f"{name}.jsonl", [{"id": i, "answer": "5" if i == "a" else "6", "trace": t} for i, t in kept]
+        )
         write_jsonl(tmp_path / f"{name}.rejected.jsonl", [{"id": i, "reason": "x"} for i in rejected])
         files[name] = {"stream": str(tmp_path / f"{name}.jsonl"), "rejected": str(tmp_path / f"{name}.rejected.jsonl")}
     facts = {"style_aligned": {"retention": {"edit_similarity": {"mean": 0.97}}}, "oracle_refined": {"retention": None}}
-    out = fidelity(str(tmp_path / "sampled.json"), str(tmp_path / "greedy.json"), files,
-                   str(tmp_path / "solvable.jsonl"), facts)
+    out = fidelity(
+        str(tmp_path / "sampled.json"), str(tmp_path / "greedy.json"), files, str(tmp_path / "solvable.jsonl"), facts
+    )
     assert (out["base_sampled"], out["base_greedy"]) == (0.3, 0.9)
     sa, ref = out["streams"]["style_aligned"], out["streams"]["oracle_refined"]
     assert (sa["kept"], sa["kept_verified"], sa["covers_solvable_set"], sa["edit_similarity"]) == (2, 2, True, 0.97)

@@ -10,9 +10,20 @@ SCHEMA = {"id", "problem", "answer", "reference_solution", "source"}
 
 
 def spec(**kw):
-    base = {"source": "generator", "n": 20, "seed": 3, "subsample": "first", "min_steps": 2, "max_steps": 3,
-            "max_value": 99, "path": None, "name": None, "split": "train", "revision": None,
-            "columns": {"problem": "problem", "solution": "solution", "answer": None}}
+    base = {
+        "source": "generator",
+        "n": 20,
+        "seed": 3,
+        "subsample": "first",
+        "min_steps": 2,
+        "max_steps": 3,
+        "max_value": 99,
+        "path": None,
+        "name": None,
+        "split": "train",
+        "revision": None,
+        "columns": {"problem": "problem", "solution": "solution", "answer": None},
+    }
     return {**base, **kw}
 
 
@@ -27,9 +38,11 @@ def test_generator_is_deterministic_by_seed_and_normalised():
 
 def test_numinamath_like_file_takes_the_answer_from_the_solution(tmp_path):
     f = tmp_path / "numina.jsonl"
-    rows = [{"problem": "1+1?", "solution": r"It is \boxed{2}."},
-            {"problem": "no answer here", "solution": "We cannot say."},
-            {"problem": "half of 1?", "solution": r"\boxed{\frac{1}{2}}"}]
+    rows = [
+        {"problem": "1+1?", "solution": r"It is \boxed{2}."},
+        {"problem": "no answer here", "solution": "We cannot say."},
+        {"problem": "half of 1?", "solution": r"\boxed{\frac{1}{2}}"},
+    ]
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = load_problem_set("pool", spec(source="file", path=str(f), n=0))
     assert [(p["problem"], p["answer"]) for p in out] == [("1+1?", "2"), ("half of 1?", r"\frac{1}{2}")]
@@ -38,8 +51,9 @@ def test_numinamath_like_file_takes_the_answer_from_the_solution(tmp_path):
 
 def test_math500_like_parquet_with_an_answer_column_and_random_subsample(tmp_path):
     f = tmp_path / "math500.parquet"
-    pl.DataFrame({"problem": [f"p{i}" for i in range(50)], "solution": ["s"] * 50,
-                  "answer": [str(i) for i in range(50)]}).write_parquet(f)
+    pl.DataFrame(
+        {"problem": [f"p{i}" for i in range(50)], "solution": ["s"] * 50, "answer": [str(i) for i in range(50)]}
+    ).write_parquet(f)
     cols = {"problem": "problem", "solution": "solution", "answer": "answer"}
     a = load_problem_set("math500", spec(source="file", path=str(f), n=10, subsample="random", columns=cols))
     b = load_problem_set("math500", spec(source="file", path=str(f), n=10, subsample="random", columns=cols))

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import numpy as np
 import polars as pl
 import pytest
-from conftest import markdown_rows, run_stage
 
 from scripts.analysis import figures
 from scripts.analysis.collect import collect_base, collect_runs, collect_streams
@@ -17,6 +16,8 @@ from scripts.analysis.statistics import exact_reverse, spearman
 from scripts.analysis.tables import oracle_streams_markdown, published_comparison, published_markdown
 from scripts.infrastructure.records import write_json
 from scripts.infrastructure.stage_log import StageError
+
+from conftest import markdown_rows, run_stage
 
 STUDENT = "qwen2.5-math-1.5b"
 DEFAULTS = {"lr": 5e-5, "batch_size": 256, "epochs": 3}
@@ -32,43 +33,107 @@ BASE_ACC = 0.12
 
 def _scores(path, acc: float) -> str:
     # per-benchmark values straddle the average so the headline equals ``acc``
-    bench = {b: {"avg_at_k": acc + d, "ci95_low": acc + d - 0.02, "ci95_high": acc + d + 0.02, "k": 4,
-                 "problems": 10, "timeouts": 0, "unfinished": 0, "reasons": {}}
-             for b, d in zip(BENCHMARKS, (0.05, -0.05))}
+    bench = {
+        b: {
+            "avg_at_k": acc + d,
+            "ci95_low": acc + d - 0.02,
+            "ci95_high": acc + d + 0.02,
+            "k": 4,
+            "problems": 10,
+            "timeouts": 0,
+            "unfinished": 0,
+            "reasons": {},
+        }
+        for b, d in zip(BENCHMARKS, (0.05, -0.05))
+    }
     write_json(path, {"benchmarks": bench, "k": 4, "temperature": 1.0, "avg_at_k": acc})
     return str(path)
 
 
 def _stream(tmp, student: str, stream: str, reward: float, ppl: float) -> dict:
     d = tmp / student / stream
-    write_json(d / "reward.json", {"stream": stream, "reward_model": "builtin", "mean": reward,
-                                   "ci95_low": reward - 0.05, "ci95_high": reward + 0.05, "n": 100})
-    write_json(d / "cost.json", {"stream": stream, "traces": 100, "tokens": 5000, "mean_nll": math.log(ppl),
-                                 "ppl": ppl, "ppl_mean_per_trace": ppl,
-                                 **{f"ppl_q{q}": ppl * (1.3 - 0.1 * q) for q in range(1, 5)}})
-    write_json(d / "summary.json", {"stream": stream, "kept": 100, "rejected": 3 if stream != "slm_rft" else 0,
-                                    "rejected_reasons": {}, "edited_spans": 0})
-    return {"student": student, "stream": stream, "reward": {"builtin": str(d / "reward.json")},
-            "adaptation_cost": str(d / "cost.json"), "summary": str(d / "summary.json")}
+    write_json(
+        d / "reward.json",
+        {
+            "stream": stream,
+            "reward_model": "builtin",
+            "mean": reward,
+            "ci95_low": reward - 0.05,
+            "ci95_high": reward + 0.05,
+            "n": 100,
+        },
+    )
+    write_json(
+        d / "cost.json",
+        {
+            "stream": stream,
+            "traces": 100,
+            "tokens": 5000,
+            "mean_nll": math.log(ppl),
+            "ppl": ppl,
+            "ppl_mean_per_trace": ppl,
+            **{f"ppl_q{q}": ppl * (1.3 - 0.1 * q) for q in range(1, 5)},
+        },
+    )
+    write_json(
+        d / "summary.json",
+        {
+            "stream": stream,
+            "kept": 100,
+            "rejected": 3 if stream != "slm_rft" else 0,
+            "rejected_reasons": {},
+            "edited_spans": 0,
+        },
+    )
+    return {
+        "student": student,
+        "stream": stream,
+        "reward": {"builtin": str(d / "reward.json")},
+        "adaptation_cost": str(d / "cost.json"),
+        "summary": str(d / "summary.json"),
+    }
 
 
 def _run(tmp, student, stream, objective, lr, batch_size, seed, acc, epochs=3) -> dict:
     d = tmp / student / stream / f"{objective}_{lr}_{batch_size}_{epochs}_{seed}"
-    write_json(d / "train.json", {"method": "full", "objective": objective, "seed": seed, "lr": lr,
-                                  "batch_size": batch_size, "epochs": epochs, "n_examples": 100, "steps": 5,
-                                  "final_loss": 0.5})
-    (d / "curve.csv").write_text("step,loss,lr\n" + "".join(f"{s},{1.0 / s + 0.01 * seed},{lr}\n"
-                                                          for s in range(1, 6)))
-    return {"student": student, "stream": stream, "objective": objective, "lr": lr, "batch_size": batch_size,
-            "epochs": epochs, "seed": seed, "train": str(d / "train.json"), "curve": str(d / "curve.csv"),
-            "eval": _scores(d / "eval.json", acc)}
+    write_json(
+        d / "train.json",
+        {
+            "method": "full",
+            "objective": objective,
+            "seed": seed,
+            "lr": lr,
+            "batch_size": batch_size,
+            "epochs": epochs,
+            "n_examples": 100,
+            "steps": 5,
+            "final_loss": 0.5,
+        },
+    )
+    (d / "curve.csv").write_text("step,loss,lr\n" + "".join(f"{s},{1.0 / s + 0.01 * seed},{lr}\n" for s in range(1, 6)))
+    return {
+        "student": student,
+        "stream": stream,
+        "objective": objective,
+        "lr": lr,
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "seed": seed,
+        "train": str(d / "train.json"),
+        "curve": str(d / "curve.csv"),
+        "eval": _scores(d / "eval.json", acc),
+    }
 
 
 def _inputs(tmp, streams=STREAMS, objectives=("sft", "dft"), student=STUDENT):
     s = [_stream(tmp, student, name, r, p) for name, (r, p, _, _) in streams.items()]
-    runs = [_run(tmp, student, name, o, DEFAULTS["lr"], DEFAULTS["batch_size"], seed, acc + (0.01 if seed else -0.01))
-            for name, (_, _, sft, dft) in streams.items()
-            for o, acc in (("sft", sft), ("dft", dft)) if o in objectives for seed in (0, 1)]
+    runs = [
+        _run(tmp, student, name, o, DEFAULTS["lr"], DEFAULTS["batch_size"], seed, acc + (0.01 if seed else -0.01))
+        for name, (_, _, sft, dft) in streams.items()
+        for o, acc in (("sft", sft), ("dft", dft))
+        if o in objectives
+        for seed in (0, 1)
+    ]
     base = [{"student": student, "eval": _scores(tmp / student / "base.json", BASE_ACC)}]
     return s, runs, base
 
@@ -79,14 +144,30 @@ class Namespace(dict):
 
 def _build(tmp, streams, runs, base, published=None):
     """The report stage on the fake stage outputs, as Snakemake runs it."""
-    out = {"streams_csv": tmp / "report" / "streams.csv", "table1": tmp / "report" / "table1.md",
-           "mechanism": tmp / "report" / "mechanism.md", "figures": tmp / "report" / "figures"}
+    out = {
+        "streams_csv": tmp / "report" / "streams.csv",
+        "table1": tmp / "report" / "table1.md",
+        "mechanism": tmp / "report" / "mechanism.md",
+        "figures": tmp / "report" / "figures",
+    }
     if published:
         out["published_comparison"] = tmp / "report" / "published_comparison.md"
-    run_stage("report", SimpleNamespace(
-        output=Namespace({k: str(v) for k, v in out.items()}), log=[str(tmp / "report.log")], threads=1,
-        params=Namespace(streams=streams, runs=runs, base=base, primary_reward="builtin", table_defaults=DEFAULTS,
-                         published=published)))
+    run_stage(
+        "report",
+        SimpleNamespace(
+            output=Namespace({k: str(v) for k, v in out.items()}),
+            log=[str(tmp / "report.log")],
+            threads=1,
+            params=Namespace(
+                streams=streams,
+                runs=runs,
+                base=base,
+                primary_reward="builtin",
+                table_defaults=DEFAULTS,
+                published=published,
+            ),
+        ),
+    )
     return out
 
 
@@ -123,17 +204,37 @@ def test_spearman_is_undefined_for_a_single_stream():
 
 def test_streams_csv_has_a_row_per_run_plus_a_base_row(report):
     df = pl.read_csv(report["streams_csv"])
-    assert df.columns == ["student", "stream", "objective", "lr", "batch_size", "epochs", "seed", "n_examples",
-                          "reward_mean", "reward_ci95_low", "reward_ci95_high", "ppl", "ppl_q1", "ppl_q2",
-                          "ppl_q3", "ppl_q4", "final_loss", "avg_at_k", "avg_at_k_aime24", "avg_at_k_math500",
-                          "rejected"]
+    assert df.columns == [
+        "student",
+        "stream",
+        "objective",
+        "lr",
+        "batch_size",
+        "epochs",
+        "seed",
+        "n_examples",
+        "reward_mean",
+        "reward_ci95_low",
+        "reward_ci95_high",
+        "ppl",
+        "ppl_q1",
+        "ppl_q2",
+        "ppl_q3",
+        "ppl_q4",
+        "final_loss",
+        "avg_at_k",
+        "avg_at_k_aime24",
+        "avg_at_k_math500",
+        "rejected",
+    ]
     assert df.height == 3 * 2 * 2 + 1 + 1  # streams x objectives x seeds, the grid run, the base
     base = df.filter(pl.col("stream") == "base").row(0, named=True)
     assert base["objective"] is None and base["reward_mean"] is None and base["ppl"] is None
     assert base["avg_at_k"] == pytest.approx(BASE_ACC)
     assert base["avg_at_k_math500"] == pytest.approx(BASE_ACC + 0.05)
-    run = df.filter((pl.col("stream") == "oracle_refined") & (pl.col("objective") == "dft")
-                    & (pl.col("seed") == 1)).row(0, named=True)
+    run = df.filter(
+        (pl.col("stream") == "oracle_refined") & (pl.col("objective") == "dft") & (pl.col("seed") == 1)
+    ).row(0, named=True)
     assert run["reward_mean"] == pytest.approx(1.70) and run["ppl"] == pytest.approx(1.85)
     assert run["avg_at_k"] == pytest.approx(0.3506) and run["rejected"] == 3
     assert df["avg_at_k"].drop_nulls().is_between(0, 1).all()
@@ -164,7 +265,12 @@ def test_mechanism_orders_streams_by_adaptation_cost(report):
 
 def test_the_report_stage_writes_every_figure(report):
     assert sorted(p.name for p in report["figures"].iterdir()) == [
-        "ppl_vs_utility.png", "retention.png", "reward_vs_utility.png", "segmented_ppl.png", "training_curves.png"]
+        "ppl_vs_utility.png",
+        "retention.png",
+        "reward_vs_utility.png",
+        "segmented_ppl.png",
+        "training_curves.png",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -177,8 +283,7 @@ def drawn(tmp_path_factory):
 
 def points(ax) -> set[tuple[float, float]]:
     """The (x, y) of every errorbar point of a panel."""
-    return {(round(float(x), 6), round(float(y), 6)) for c in ax.containers
-            for x, y in zip(*c.lines[0].get_data())}
+    return {(round(float(x), 6), round(float(y), 6)) for c in ax.containers for x, y in zip(*c.lines[0].get_data())}
 
 
 @pytest.mark.parametrize("stem, column", [("reward_vs_utility", 0), ("ppl_vs_utility", 1)])
@@ -216,10 +321,14 @@ def test_training_curves_show_each_seed_and_their_mean_per_objective(drawn):
 
 
 def test_retention_figure_plots_each_rewritten_stream_at_its_similarity_and_judge_score():
-    r = {"judge_score": {"mean": 4.5, "ci95_low": 4.3, "ci95_high": 4.7},
-         "edit_similarity": {"mean": 0.8, "ci95_low": 0.78, "ci95_high": 0.82}}
-    rows = [{"student": "tiny", "stream": "style_aligned", "retention": r},
-            {"student": "tiny", "stream": "slm_rft", "retention": None}]
+    r = {
+        "judge_score": {"mean": 4.5, "ci95_low": 4.3, "ci95_high": 4.7},
+        "edit_similarity": {"mean": 0.8, "ci95_low": 0.78, "ci95_high": 0.82},
+    }
+    rows = [
+        {"student": "tiny", "stream": "style_aligned", "retention": r},
+        {"student": "tiny", "stream": "slm_rft", "retention": None},
+    ]
     ax = figures.retention(rows, {"style_aligned": "C0", "slm_rft": "C1"}).axes[0]
     assert points(ax) == {(0.8, 4.5)}
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["style_aligned"]
@@ -240,21 +349,39 @@ def test_miswired_reward_summary_is_a_stage_error(tmp_path):
     streams[0]["reward"]["builtin"] = streams[1]["reward"]["builtin"]
     with pytest.raises(SystemExit):  # the stage stops with the cause on the console and in its log
         _build(tmp_path, streams, runs, base)
-    assert "reward stream is 'oracle_refined', the workflow expected 'oracle_synthesized'" in (
-        tmp_path / "report.log").read_text()
+    assert (
+        "reward stream is 'oracle_refined', the workflow expected 'oracle_synthesized'"
+        in (tmp_path / "report.log").read_text()
+    )
 
 
 def test_oracle_streams_table_counts_rejections_by_cause_and_shows_cost_and_retention():
-    rows = [{"stream": "oracle_refined", "kept": 90,
-             "rejected_reasons": {"no boxed answer": 4, "no boxed answer (cut off at max_tokens)": 2,
-                                  "answer does not verify (wrong)": 3, "empty response": 1},
-             "oracle_usage": {"requests_sent": 100, "cached": 0, "failed": 1, "prompt_tokens": 50000,
-                              "completion_tokens": 20000, "estimated_cost": 0.4},
-             "retention": {"judge_score": {"mean": 4.5}, "edit_similarity": {"mean": 0.8123}}},
-            {"stream": "slm_rft", "kept": 100, "rejected_reasons": {}, "oracle_usage": None, "retention": None}]
+    rows = [
+        {
+            "stream": "oracle_refined",
+            "kept": 90,
+            "rejected_reasons": {
+                "no boxed answer": 4,
+                "no boxed answer (cut off at max_tokens)": 2,
+                "answer does not verify (wrong)": 3,
+                "empty response": 1,
+            },
+            "oracle_usage": {
+                "requests_sent": 100,
+                "cached": 0,
+                "failed": 1,
+                "prompt_tokens": 50000,
+                "completion_tokens": 20000,
+                "estimated_cost": 0.4,
+            },
+            "retention": {"judge_score": {"mean": 4.5}, "edit_similarity": {"mean": 0.8123}},
+        },
+        {"stream": "slm_rft", "kept": 100, "rejected_reasons": {}, "oracle_usage": None, "retention": None},
+    ]
     text = "\n".join(oracle_streams_markdown(rows))
-    assert markdown_rows(text) == [["oracle_refined", "90", "6", "3", "1", "100", "0", "1", "50000", "20000", "0.40",
-                                    "4.50", "0.812"]]
+    assert markdown_rows(text) == [
+        ["oracle_refined", "90", "6", "3", "1", "100", "0", "1", "50000", "20000", "0.40", "4.50", "0.812"]
+    ]
     assert "slm_rft" not in text
 
 
@@ -262,12 +389,22 @@ def test_oracle_streams_table_counts_rejections_by_cause_and_shows_cost_and_rete
 
 # The published block as configs/paper.yaml writes it; our streams (STREAMS) have their own
 # numbers, in the same reward order but with oracle_refined and oracle_synthesized swapped in PPL.
-PUBLISHED = {"source": "a test", "student": STUDENT,
-             "streams": {"oracle_synthesized": {"paper_row": "Oracle-Synthesized", "reward": 1.90, "sft": 23.26,
-                                                "dft": 30.02, "ppl": 1.80},
-                         "oracle_refined": {"paper_row": "Oracle-Refined", "reward": 1.70, "dft": 34.06, "ppl": 2.00},
-                         "slm_rft": {"paper_row": "SLM-RFT", "reward": 1.47, "dft": 37.06, "ppl": 1.52},
-                         "style_aligned": {"paper_row": "Style-Aligned", "reward": 1.37, "dft": 39.12}}}
+PUBLISHED = {
+    "source": "a test",
+    "student": STUDENT,
+    "streams": {
+        "oracle_synthesized": {
+            "paper_row": "Oracle-Synthesized",
+            "reward": 1.90,
+            "sft": 23.26,
+            "dft": 30.02,
+            "ppl": 1.80,
+        },
+        "oracle_refined": {"paper_row": "Oracle-Refined", "reward": 1.70, "dft": 34.06, "ppl": 2.00},
+        "slm_rft": {"paper_row": "SLM-RFT", "reward": 1.47, "dft": 37.06, "ppl": 1.52},
+        "style_aligned": {"paper_row": "Style-Aligned", "reward": 1.37, "dft": 39.12},
+    },
+}
 
 
 def _published(tmp, published=PUBLISHED):
@@ -295,8 +432,9 @@ def test_published_comparison_sets_ours_beside_the_published_value_in_the_papers
 
 def test_published_comparison_says_which_rankings_agree(tmp_path):
     streams, runs, base = _inputs(tmp_path)
-    text = published_markdown(PUBLISHED, collect_streams(streams, "builtin"), collect_runs(runs), collect_base(base),
-                              DEFAULTS, "builtin")
+    text = published_markdown(
+        PUBLISHED, collect_streams(streams, "builtin"), collect_runs(runs), collect_base(base), DEFAULTS, "builtin"
+    )
     ranking = {r[0]: r[1:4] for r in markdown_rows(text.split("## Do ours")[1].split("\n## ")[0])}
     # reward and DFT: same order of the three streams both have; PPL: refined and synthesized swap
     assert ranking["Reward (ours: builtin)"] == ["3", "+1.00", "yes"]

@@ -9,15 +9,16 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import run_stage
 import torch
 import yaml
 
 from scripts.backends.rewards import learned as rms
-from scripts.organism import word_problems as wp
-from scripts.infrastructure.records import write_jsonl
 from scripts.backends.rewards import reward_model
+from scripts.infrastructure.records import write_jsonl
 from scripts.infrastructure.stage_log import StageError
+from scripts.organism import word_problems as wp
+
+from conftest import run_stage
 
 CHAT = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
 
@@ -25,20 +26,39 @@ CHAT = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}
 def save_model(folder: Path, student_path: str, kind: str, *, chat=True, step_token=False, labels=1, seed=0):
     """A tiny random Qwen2 reward model of `kind` (seq: *ForSequenceClassification, score: the
     Qwen2.5-Math head, token: *ForTokenClassification, lm: a plain causal LM) with a tokenizer."""
-    from transformers import (AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, Qwen2ForSequenceClassification,
-                              Qwen2ForTokenClassification)
+    from transformers import (
+        AutoTokenizer,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+        Qwen2ForSequenceClassification,
+        Qwen2ForTokenClassification,
+    )
 
     tok = AutoTokenizer.from_pretrained(student_path)
     if step_token:
         tok.add_special_tokens({"additional_special_tokens": ["<extra_0>"]})
     if chat:
         tok.chat_template = CHAT
-    config = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
-                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None,
-                         initializer_range=0.3, num_labels=labels)
-    cls = {"seq": Qwen2ForSequenceClassification, "score": rms.Qwen2MathScoreModel,
-           "token": Qwen2ForTokenClassification, "lm": Qwen2ForCausalLM}[kind]
+    config = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=None,
+        initializer_range=0.3,
+        num_labels=labels,
+    )
+    cls = {
+        "seq": Qwen2ForSequenceClassification,
+        "score": rms.Qwen2MathScoreModel,
+        "token": Qwen2ForTokenClassification,
+        "lm": Qwen2ForCausalLM,
+    }[kind]
     torch.manual_seed(seed)
     cls(config).save_pretrained(folder)
     tok.save_pretrained(folder)
@@ -49,13 +69,15 @@ def save_model(folder: Path, student_path: str, kind: str, *, chat=True, step_to
 def models(tiny_student, tmp_path_factory):
     root = tmp_path_factory.mktemp("reward_models")
     s = tiny_student["path"]
-    return {"seq": save_model(root / "seq", s, "seq"),
-            "outcome": save_model(root / "outcome", s, "score"),
-            "prm": save_model(root / "prm", s, "score", step_token=True, labels=2),
-            "prm_token": save_model(root / "prm_token", s, "token", step_token=True, labels=2),
-            "plain": save_model(root / "plain", s, "seq", chat=False),
-            "two_labels": save_model(root / "two_labels", s, "seq", labels=2),
-            "lm": save_model(root / "lm", s, "lm")}
+    return {
+        "seq": save_model(root / "seq", s, "seq"),
+        "outcome": save_model(root / "outcome", s, "score"),
+        "prm": save_model(root / "prm", s, "score", step_token=True, labels=2),
+        "prm_token": save_model(root / "prm_token", s, "token", step_token=True, labels=2),
+        "plain": save_model(root / "plain", s, "seq", chat=False),
+        "two_labels": save_model(root / "two_labels", s, "seq", labels=2),
+        "lm": save_model(root / "lm", s, "lm"),
+    }
 
 
 def items(n=7):
@@ -66,8 +88,9 @@ def items(n=7):
         trace = wp.native_solution(g, random.Random(i), slip=0.3)
         if i % 2:  # blank lines between steps, as the PRM card's step split expects
             trace = trace.replace("\n", "\n\n")
-        out.append({"id": str(i), "problem": wp.problem_text(g), "answer": str(g.answer), "trace": trace,
-                    "graph": g.to_json()})
+        out.append(
+            {"id": str(i), "problem": wp.problem_text(g), "answer": str(g.answer), "trace": trace, "graph": g.to_json()}
+        )
     return out
 
 
@@ -86,8 +109,9 @@ def test_sequence_classifier_scores_as_its_model_card_in_batches_as_one_at_a_tim
     # the model card's way: chat template, one conversation, the pooled logit
     tok, model = rm.tokenizer, rm.model
     for it, s in zip(its, batched):
-        text = tok.apply_chat_template([{"role": "user", "content": it["problem"]},
-                                        {"role": "assistant", "content": it["trace"]}], tokenize=False)
+        text = tok.apply_chat_template(
+            [{"role": "user", "content": it["problem"]}, {"role": "assistant", "content": it["trace"]}], tokenize=False
+        )
         with torch.no_grad():
             direct = model(input_ids=torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])).logits[0][0]
         assert s == pytest.approx(direct.item(), abs=1e-5)
@@ -98,8 +122,9 @@ def test_outcome_reward_reads_its_scalar_head_at_the_last_token(models):
     its = items()
     rm = reward_model(spec("outcome_reward", models["outcome"], system_prompt="Reason step by step."), "qwen_rm")
     batched = rm.score(its)
-    single = reward_model(spec("outcome_reward", models["outcome"], system_prompt="Reason step by step.",
-                               batch_size=1), "qwen_rm").score(its)
+    single = reward_model(
+        spec("outcome_reward", models["outcome"], system_prompt="Reason step by step.", batch_size=1), "qwen_rm"
+    ).score(its)
     assert batched == pytest.approx(single, abs=1e-5) and len({round(s, 4) for s in batched}) > 1
     for it, s in zip(its, batched):
         ids = rm.tokenizer(rm.render(it), add_special_tokens=False)["input_ids"]
@@ -156,8 +181,11 @@ def run_reward_stage(tmp_path, name, reward_spec, stream_path, solvable_path):
     snakemake = SimpleNamespace(
         input=SimpleNamespace(stream=str(stream_path), solvable=str(solvable_path)),
         output=SimpleNamespace(scores=f"{out}.jsonl", summary=f"{out}.json"),
-        log=[str(tmp_path / "logs" / f"{name}.log")], threads=1,
-        params=Params(spec=reward_spec, replay=None), wildcards=SimpleNamespace(stream="slm_rft", reward=name))
+        log=[str(tmp_path / "logs" / f"{name}.log")],
+        threads=1,
+        params=Params(spec=reward_spec, replay=None),
+        wildcards=SimpleNamespace(stream="slm_rft", reward=name),
+    )
     run_stage("reward_scores", snakemake)
     return json.loads(Path(f"{out}.json").read_text()), [json.loads(x) for x in open(f"{out}.jsonl")]
 
@@ -167,9 +195,11 @@ def test_several_reward_models_per_run_each_write_their_own_summary(models, tmp_
     stream, solvable = tmp_path / "stream.jsonl", tmp_path / "solvable.jsonl"
     write_jsonl(stream, [{k: it[k] for k in ("id", "problem", "answer", "trace")} for it in its])
     write_jsonl(solvable, [{"id": it["id"], "graph": it["graph"]} for it in its])
-    specs = {"process": {"backend": "builtin"},
-             "skywork": spec("sequence_classifier", models["seq"], max_length=60),
-             "qwen_prm": spec("process_reward", models["prm"])}
+    specs = {
+        "process": {"backend": "builtin"},
+        "skywork": spec("sequence_classifier", models["seq"], max_length=60),
+        "qwen_prm": spec("process_reward", models["prm"]),
+    }
     summaries = {}
     for name, s in specs.items():
         summary, scores = run_reward_stage(tmp_path, name, s, stream, solvable)
@@ -185,18 +215,21 @@ def test_several_reward_models_per_run_each_write_their_own_summary(models, tmp_
     assert len({s["mean"] for s in summaries.values()}) == 3
 
 
-@pytest.mark.parametrize("change, key", [
-    (lambda m: {"backend": "outcome_reward"}, "rewards.rm.model"),
-    (lambda m: {"backend": "reward_model_9000", "model": m["seq"]}, "rewards.rm.backend"),
-    (lambda m: spec("sequence_classifier", m["seq"], modle="x"), "rewards.rm: unknown key"),
-    (lambda m: spec("sequence_classifier", m["plain"]), "rewards.rm.prompt_format"),
-    (lambda m: spec("sequence_classifier", m["two_labels"]), "rewards.rm.model"),
-    (lambda m: spec("process_reward", m["prm"], step_token="<step>"), "rewards.rm.step_token"),
-    (lambda m: spec("process_reward", m["prm"], aggregate="median"), "rewards.rm.aggregate"),
-    (lambda m: spec("outcome_reward", m["lm"]), "rewards.rm.model"),
-    (lambda m: spec("sequence_classifier", m["seq"], batch_size=0), "rewards.rm.batch_size"),
-    (lambda m: spec("sequence_classifier", m["seq"], user_template="{question}"), "rewards.rm.user_template"),
-])
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        (lambda m: {"backend": "outcome_reward"}, "rewards.rm.model"),
+        (lambda m: {"backend": "reward_model_9000", "model": m["seq"]}, "rewards.rm.backend"),
+        (lambda m: spec("sequence_classifier", m["seq"], modle="x"), "rewards.rm: unknown key"),
+        (lambda m: spec("sequence_classifier", m["plain"]), "rewards.rm.prompt_format"),
+        (lambda m: spec("sequence_classifier", m["two_labels"]), "rewards.rm.model"),
+        (lambda m: spec("process_reward", m["prm"], step_token="<step>"), "rewards.rm.step_token"),
+        (lambda m: spec("process_reward", m["prm"], aggregate="median"), "rewards.rm.aggregate"),
+        (lambda m: spec("outcome_reward", m["lm"]), "rewards.rm.model"),
+        (lambda m: spec("sequence_classifier", m["seq"], batch_size=0), "rewards.rm.batch_size"),
+        (lambda m: spec("sequence_classifier", m["seq"], user_template="{question}"), "rewards.rm.user_template"),
+    ],
+)
 def test_a_bad_reward_spec_fails_naming_the_key(models, change, key):
     with pytest.raises(StageError, match=key.replace(".", r"\.")):
         reward_model(change(models), "rm")
@@ -221,8 +254,11 @@ def test_a_config_with_a_learned_reward_model_but_no_model_fails_validation_nami
 
     config = yaml.safe_load(open("config.yaml"))
     ok = copy.deepcopy(config)
-    ok["rewards"]["skywork"] = {"backend": "sequence_classifier", "model": "Skywork/Skywork-Reward-Llama-3.1-8B-v0.2",
-                                "revision": "0123456789abcdef0123456789abcdef01234567"}
+    ok["rewards"]["skywork"] = {
+        "backend": "sequence_classifier",
+        "model": "Skywork/Skywork-Reward-Llama-3.1-8B-v0.2",
+        "revision": "0123456789abcdef0123456789abcdef01234567",
+    }
     validate(ok, "schemas/config.schema.yaml")
     assert ok["rewards"]["skywork"]["max_length"] == 4096 and ok["rewards"]["process"]["backend"] == "builtin"
     bad = copy.deepcopy(config)

@@ -26,9 +26,16 @@ LARGE = REPO / "tests" / "configs" / "large.yaml"
 
 # The rules of the GPU stages (tests/configs/gpu.yaml), by the `resources.<stage>` they use;
 # every other rule is a CPU rule of the `light` stage.
-STAGE = {"student": "student", "native_traces": "native_traces", "adaptation_cost": "adaptation_cost",
-         "fine_tune": "training", "reward_scores": "reward", "evaluate_base": "evaluation", "evaluate_base_greedy": "evaluation",
-         "evaluate_checkpoint": "evaluation"}
+STAGE = {
+    "student": "student",
+    "native_traces": "native_traces",
+    "adaptation_cost": "adaptation_cost",
+    "fine_tune": "training",
+    "reward_scores": "reward",
+    "evaluate_base": "evaluation",
+    "evaluate_base_greedy": "evaluation",
+    "evaluate_checkpoint": "evaluation",
+}
 GPU_RULES = set(STAGE)
 GROUPS = {"evaluation": {"evaluate_base", "evaluate_base_greedy", "evaluate_checkpoint"}}  # profiles/slurm `groups`
 JOB_PREFIX = "qup_test"
@@ -47,16 +54,18 @@ def derived_slurm_profile(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     profile = load(REPO / "profiles" / "slurm" / "profile.yaml")
     profile.pop("software-deployment-method")
-    profile.update({
-        "slurm-status-command": "squeue",
-        "slurm-no-account": True,  # (ignored by plugin 2.8.0, which then guesses and finds none)
-        "slurm-init-seconds-before-status-checks": 2,
-        "seconds-between-status-checks": 2,
-        "slurm-jobname-prefix": JOB_PREFIX,
-        "slurm-keep-successful-logs": True,
-        "latency-wait": 5,
-        "retries": 0,  # a failure here is a bug to see at once, not to retry
-    })
+    profile.update(
+        {
+            "slurm-status-command": "squeue",
+            "slurm-no-account": True,  # (ignored by plugin 2.8.0, which then guesses and finds none)
+            "slurm-init-seconds-before-status-checks": 2,
+            "seconds-between-status-checks": 2,
+            "slurm-jobname-prefix": JOB_PREFIX,
+            "slurm-keep-successful-logs": True,
+            "latency-wait": 5,
+            "retries": 0,  # a failure here is a bug to see at once, not to retry
+        }
+    )
     (dest / "profile.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
     shutil.copy(REPO / "profiles" / "slurm" / "partitions.yaml", dest / "partitions.yaml")
     return dest
@@ -64,8 +73,18 @@ def derived_slurm_profile(dest: Path) -> Path:
 
 def snakemake(workdir: Path, profile: Path, configs, *args, timeout=900):
     workdir.mkdir(parents=True, exist_ok=True)
-    cmd = [*SNAKEMAKE, "--profile", str(profile), "--snakefile", str(REPO / "Snakefile"),
-           "--directory", str(workdir), "--configfile", *map(str, configs), *args]
+    cmd = [
+        *SNAKEMAKE,
+        "--profile",
+        str(profile),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        *map(str, configs),
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
@@ -95,8 +114,9 @@ def jobs_in_dry_run(text: str) -> list[tuple[str, dict]]:
 def resolve_profile(name: str, home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HOME": str(home)}
     env.pop("XDG_CONFIG_HOME", None)
-    return subprocess.run([*SNAKEMAKE, "--profile", name, "--list-rules"], cwd=REPO, env=env,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [*SNAKEMAKE, "--profile", name, "--list-rules"], cwd=REPO, env=env, capture_output=True, text=True
+    )
 
 
 def test_profile_by_path_resolves_from_the_repository_root(tmp_path):
@@ -142,9 +162,15 @@ def test_resources_grow_with_each_attempt():
     assert [grown(None, attempt) for attempt in (1, 2, 3)] == [16000, 32000, 48000]
 
 
-SIZES = {"student": (1, 11000, 110), "native_traces": (1, 12000, 120), "adaptation_cost": (1, 13000, 130),
-         "training": (2, 14000, 140), "evaluation": (1, 15000, 150), "reward": (1, 16000, 160),
-         "light": (0, 1500, 15)}
+SIZES = {
+    "student": (1, 11000, 110),
+    "native_traces": (1, 12000, 120),
+    "adaptation_cost": (1, 13000, 130),
+    "training": (2, 14000, 140),
+    "evaluation": (1, 15000, 150),
+    "reward": (1, 16000, 160),
+    "light": (0, 1500, 15),
+}
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +179,11 @@ def slurm_dry_run(tmp_path_factory):
     distinct gpu / mem_mb / runtime per stage in the config."""
     tmp = tmp_path_factory.mktemp("dry")
     layer = tmp / "sizes.yaml"
-    layer.write_text(yaml.safe_dump({"resources": {
-        stage: {"gpu": g, "mem_mb": m, "runtime": r} for stage, (g, m, r) in SIZES.items()}}))
+    layer.write_text(
+        yaml.safe_dump(
+            {"resources": {stage: {"gpu": g, "mem_mb": m, "runtime": r} for stage, (g, m, r) in SIZES.items()}}
+        )
+    )
     out = snakemake(tmp / "work", derived_slurm_profile(tmp / "profile"), [REPO / "config.yaml", layer], "-n")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return {"jobs": jobs_in_dry_run(out.stdout + out.stderr), "text": out.stdout + out.stderr}
@@ -179,8 +208,11 @@ def test_dry_run_with_the_slurm_profile_gives_cpu_rules_no_gpu(slurm_dry_run):
 
 def test_every_rule_takes_mem_mb_and_runtime_from_its_stage_in_the_config(slurm_dry_run):
     # a rule without its own resources would get the profile's default-resources instead
-    wrong = {rule: (res.get("mem_mb"), res.get("runtime")) for rule, res in slurm_dry_run["jobs"]
-             if rule != "all" and (int(res["mem_mb"]), int(res["runtime"])) != SIZES[STAGE.get(rule, "light")][1:]}
+    wrong = {
+        rule: (res.get("mem_mb"), res.get("runtime"))
+        for rule, res in slurm_dry_run["jobs"]
+        if rule != "all" and (int(res["mem_mb"]), int(res["runtime"])) != SIZES[STAGE.get(rule, "light")][1:]
+    }
     assert not wrong, f"rules not sized by resources.<stage> in the config: {wrong}"
 
 
@@ -199,8 +231,14 @@ def test_a_large_grid_builds_its_dag_within_30_seconds(tmp_path):
     """4 students x 5 streams x 2 objectives x 2 lr x 2 batch sizes x 3 seeds, through the SLURM
     profile (evaluation groups included)."""
     start = time.monotonic()
-    out = snakemake(tmp_path / "work", derived_slurm_profile(tmp_path / "profile"),
-                    [REPO / "config.yaml", LARGE, GPU], "-n", "--quiet", "rules")
+    out = snakemake(
+        tmp_path / "work",
+        derived_slurm_profile(tmp_path / "profile"),
+        [REPO / "config.yaml", LARGE, GPU],
+        "-n",
+        "--quiet",
+        "rules",
+    )
     seconds = time.monotonic() - start
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", out.stdout + out.stderr, re.M))
@@ -274,9 +312,17 @@ def slurm_run(slurm, tmp_path_factory):
     bounded = tmp / "bounded.yaml"  # every SLURM job killed after 10 min, whatever happens
     bounded.write_text(yaml.safe_dump({"resources": {s: {"runtime": 10, "mem_mb": 2000} for s in SIZES}}))
     (tmp / "work").mkdir()
-    cmd = [*SNAKEMAKE, "--profile", str(derived_slurm_profile(tmp / "profile")), "--snakefile",
-           str(REPO / "Snakefile"), "--directory", str(tmp / "work"), "--configfile",
-           *map(str, [*CI, GPU, bounded])]
+    cmd = [
+        *SNAKEMAKE,
+        "--profile",
+        str(derived_slurm_profile(tmp / "profile")),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp / "work"),
+        "--configfile",
+        *map(str, [*CI, GPU, bounded]),
+    ]
     start = time.monotonic()
     text, timed_out = run_to_the_end(cmd, timeout=900)
     seconds = time.monotonic() - start
@@ -293,9 +339,15 @@ def slurm_run(slurm, tmp_path_factory):
     local = set(re.findall(r"^localrule (\w+):", text, re.M))
     remote = set(re.findall(r"^rule (\w+):", text, re.M)) - {"all"}
     grouped = {g for g in GROUPS if re.search(rf"Group job {g}\b", text)}
-    return {"text": text, "seconds": seconds, "jobs": jobs, "workdir": tmp / "work", "local": local,
-            "ran": local | remote | set().union(*(GROUPS[g] for g in grouped)),
-            "submitted": remote - set().union(*GROUPS.values()) | grouped}
+    return {
+        "text": text,
+        "seconds": seconds,
+        "jobs": jobs,
+        "workdir": tmp / "work",
+        "local": local,
+        "ran": local | remote | set().union(*(GROUPS[g] for g in grouped)),
+        "submitted": remote - set().union(*GROUPS.values()) | grouped,
+    }
 
 
 def test_ci_pipeline_finishes_on_slurm(slurm_run):
@@ -338,9 +390,11 @@ def test_oracle_streams_never_exceed_the_profiles_oracle_api_limit(slurm_run):
 
     limit = load(REPO / "profiles" / "slurm" / "profile.yaml")["resources"]["oracle_api"]
     oracle = {s for s, spec in load(REPO / "config.yaml")["streams"].items() if spec["kind"] == "oracle"}
-    spans = [(datetime.fromisoformat(j["StartTime"]), datetime.fromisoformat(j["EndTime"]))
-             for j in slurm_run["jobs"].values()
-             if rule_of(j) == "stream" and j["Comment"].split("_wildcards_")[1].removeprefix("tiny_") in oracle]
+    spans = [
+        (datetime.fromisoformat(j["StartTime"]), datetime.fromisoformat(j["EndTime"]))
+        for j in slurm_run["jobs"].values()
+        if rule_of(j) == "stream" and j["Comment"].split("_wildcards_")[1].removeprefix("tiny_") in oracle
+    ]
     assert len(spans) == len(oracle) > limit
     most = max(sum(s <= t < e for s, e in spans) for t, _ in spans)
     assert most <= limit, f"{most} oracle stream jobs ran at once; the profile allows {limit}"

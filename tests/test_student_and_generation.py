@@ -42,4 +42,3 @@ def test_greedy_sampling_is_deterministic(tiny_student):
     gen = generator("transformers", tiny_student, batch_size=8)
     prompt = [tiny_student["prompt_template"].format(problem="Tom has 3 coins.")]
     assert gen.sample(prompt, 2, 0.0, 15, seed=0)[0][0] == gen.sample(prompt, 2, 0.0, 15, seed=9)[0][1]
-

@@ -4,20 +4,42 @@ import re
 import pytest
 import torch
 
-from scripts.infrastructure.stage_log import StageError
 from scripts.backends.models import load_student
+from scripts.infrastructure.stage_log import StageError
 from scripts.training.trainer import accumulation_steps, fit, sft_trainer
 
-HP = {"lr": 1e-3, "batch_size": 4, "micro_batch_size": 2, "epochs": 1, "max_steps": 3, "lr_scheduler": "cosine",
-      "warmup_ratio": 0.0, "weight_decay": 0.0, "max_length": 128, "bf16": False}
-EXAMPLES = [{"prompt": f"Problem: Ana has {i} coins.\nSolution:\n",
-             "completion": f"Ana starts with {i} coins.\nThe answer is \\boxed{{{i}}}."} for i in range(2, 10)]
+HP = {
+    "lr": 1e-3,
+    "batch_size": 4,
+    "micro_batch_size": 2,
+    "epochs": 1,
+    "max_steps": 3,
+    "lr_scheduler": "cosine",
+    "warmup_ratio": 0.0,
+    "weight_decay": 0.0,
+    "max_length": 128,
+    "bf16": False,
+}
+EXAMPLES = [
+    {
+        "prompt": f"Problem: Ana has {i} coins.\nSolution:\n",
+        "completion": f"Ana starts with {i} coins.\nThe answer is \\boxed{{{i}}}.",
+    }
+    for i in range(2, 10)
+]
 
 
 def first_batch_loss(model, tokenizer, objective):
     """TRL's loss on one collated batch, and the same loss computed by hand from the logits."""
-    trainer = sft_trainer(model, tokenizer, EXAMPLES[:4], {**HP, "batch_size": 4, "micro_batch_size": 4},
-                          objective, "/tmp/unused-dft-test", seed=0)
+    trainer = sft_trainer(
+        model,
+        tokenizer,
+        EXAMPLES[:4],
+        {**HP, "batch_size": 4, "micro_batch_size": 4},
+        objective,
+        "/tmp/unused-dft-test",
+        seed=0,
+    )
     batch = next(iter(trainer.get_train_dataloader()))
     model.eval()  # no dropout: the hand computation must see the same forward pass
     with torch.no_grad():
@@ -60,8 +82,10 @@ def test_full_fine_tuning_changes_the_model_and_logs_a_loss_per_step(tiny_studen
 def test_lora_through_trls_peft_config_trains_only_the_adapter(tiny_student, tmp_path):
     model, tokenizer = load_student(tiny_student, seed=0)
     # each base weight under the name peft gives it (targeted layers become <layer>.base_layer)
-    frozen = {"base_model.model." + re.sub(r"\.(q_proj|v_proj)\.", r".\1.base_layer.", k): v.clone()
-              for k, v in model.named_parameters()}
+    frozen = {
+        "base_model.model." + re.sub(r"\.(q_proj|v_proj)\.", r".\1.base_layer.", k): v.clone()
+        for k, v in model.named_parameters()
+    }
     lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
     model, _ = fit(model, tokenizer, EXAMPLES, HP, "sft", str(tmp_path), seed=0, lora=lora)
     trained = dict(model.named_parameters())
@@ -99,11 +123,25 @@ def test_a_chat_templated_student_learns_to_end_its_turn_with_its_stop_token(tin
     # a word token whose text is itself stands in for it.)
     model, tokenizer = load_student(tiny_student, seed=0)
     eos = tokenizer.eos_token
-    word = next(t for t in sorted(tokenizer.get_vocab()) if t.isascii() and t.isalpha() and len(t) >= 3
-                and tokenizer(t)["input_ids"] == [tokenizer.convert_tokens_to_ids(t)])
+    word = next(
+        t
+        for t in sorted(tokenizer.get_vocab())
+        if t.isascii()
+        and t.isalpha()
+        and len(t) >= 3
+        and tokenizer(t)["input_ids"] == [tokenizer.convert_tokens_to_ids(t)]
+    )
     stop = [tokenizer.convert_tokens_to_ids(word)]
-    trainer = sft_trainer(model, tokenizer, EXAMPLES[:4], {**HP, "batch_size": 4, "micro_batch_size": 4}, "sft",
-                          "/tmp/unused-eos-test", seed=0, eos_token=word)
+    trainer = sft_trainer(
+        model,
+        tokenizer,
+        EXAMPLES[:4],
+        {**HP, "batch_size": 4, "micro_batch_size": 4},
+        "sft",
+        "/tmp/unused-eos-test",
+        seed=0,
+        eos_token=word,
+    )
     batch = next(iter(trainer.get_train_dataloader()))
     for labels in batch["labels"].tolist():
         kept = [t for t in labels if t != -100]

@@ -13,12 +13,16 @@ def test_last_boxed_handles_nested_braces_and_picks_the_last():
 
 
 def test_boxed_answers_are_verified_against_the_reference():
-    verdicts = verify_answers([
-        ("28", r"So 14 * 2 = 28. The answer is \boxed{28}."),
-        ("28", r"The answer is \boxed{27}."),
-        ("0.5", r"The answer is \(\boxed{\frac{1}{2}}\)."),
-        ("28", "3 or maybe 28"),  # a bare trailing number is not an answer: boxed-only
-    ], timeout_s=2, workers=2)
+    verdicts = verify_answers(
+        [
+            ("28", r"So 14 * 2 = 28. The answer is \boxed{28}."),
+            ("28", r"The answer is \boxed{27}."),
+            ("0.5", r"The answer is \(\boxed{\frac{1}{2}}\)."),
+            ("28", "3 or maybe 28"),  # a bare trailing number is not an answer: boxed-only
+        ],
+        timeout_s=2,
+        workers=2,
+    )
     assert [v.reason for v in verdicts] == ["correct", "wrong", "correct", "no_boxed"]
     assert [v.correct for v in verdicts] == [True, False, True, False]
 
@@ -39,7 +43,10 @@ def test_a_hung_check_is_killed_counted_as_timeout_and_the_rest_still_verified(m
     # Workers are forked, so they inherit the patched checker.
     monkeypatch.setattr(verification, "_check_item", _hang)
     t = time.monotonic()
-    verdicts = verify_answers([("1", r"\boxed{1}"), ("2", r"hang \boxed{2}"), ("3", r"\boxed{3}"),
-                               ("4", r"\boxed{5}")], timeout_s=1, workers=1)
+    verdicts = verify_answers(
+        [("1", r"\boxed{1}"), ("2", r"hang \boxed{2}"), ("3", r"\boxed{3}"), ("4", r"\boxed{5}")],
+        timeout_s=1,
+        workers=1,
+    )
     assert [v.reason for v in verdicts] == ["correct", "timeout", "correct", "wrong"]
     assert time.monotonic() - t < 30

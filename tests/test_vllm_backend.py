@@ -20,8 +20,16 @@ from conftest import TEMPLATE
 from test_training import EXAMPLES, HP
 from vllm_server import VLLM_PYTHON, random_student
 
-ENGINE = {"python": str(VLLM_PYTHON), "dtype": "float32", "gpu_memory_utilization": 0.9, "max_model_len": 512,
-          "max_num_batched_tokens": 32768, "max_num_seqs": 64, "tensor_parallel_size": 1, "enforce_eager": False}
+ENGINE = {
+    "python": str(VLLM_PYTHON),
+    "dtype": "float32",
+    "gpu_memory_utilization": 0.9,
+    "max_model_len": 512,
+    "max_num_batched_tokens": 32768,
+    "max_num_seqs": 64,
+    "tensor_parallel_size": 1,
+    "enforce_eager": False,
+}
 PROMPTS = [TEMPLATE.format(problem=f"Tom has {i} apples and buys {i + 3} more. How many apples?") for i in range(5)]
 
 
@@ -64,8 +72,16 @@ def test_greedy_output_and_stopping_equal_the_transformers_backend(student):
 def test_lora_greedy_output_equals_peft(student, tmp_path):
     model, tokenizer = load_student(student, seed=0)
     lora = {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
-    model, _ = fit(model, tokenizer, EXAMPLES, {**HP, "lr": 3e-2, "max_steps": 8}, "sft", str(tmp_path / "trainer"),
-                   seed=0, lora=lora)
+    model, _ = fit(
+        model,
+        tokenizer,
+        EXAMPLES,
+        {**HP, "lr": 3e-2, "max_steps": 8},
+        "sft",
+        str(tmp_path / "trainer"),
+        seed=0,
+        lora=lora,
+    )
     model.save_pretrained(tmp_path / "adapter")
     adapter = str(tmp_path / "adapter")
     peft_out = generator("transformers", student, adapter=adapter, batch_size=8).sample(PROMPTS, 1, 0.0, 30, seed=0)
@@ -76,8 +92,10 @@ def test_lora_greedy_output_equals_peft(student, tmp_path):
 
 def test_prompt_logprob_perplexity_equals_a_transformers_forward_pass(student):
     # The last trace runs past the 512-token context: both backends score its first 511 tokens.
-    completions = [e["completion"] for e in EXAMPLES[:5]] + ["Tom has 9 apples.\nThe answer is \\boxed{9}.",
-                                                          "Tom has 9 apples. " * 200]
+    completions = [e["completion"] for e in EXAMPLES[:5]] + [
+        "Tom has 9 apples.\nThe answer is \\boxed{9}.",
+        "Tom has 9 apples. " * 200,
+    ]
     prompts = [e["prompt"] for e in EXAMPLES[:5]] + [PROMPTS[0], PROMPTS[1]]
     expected = generator("transformers", student, batch_size=4, gpu_dtype="float32").score(prompts, completions)
     got = generator("vllm", student, vllm=ENGINE).score(prompts, completions)
@@ -109,6 +127,7 @@ def test_the_workflow_samples_evaluates_and_scores_through_vllm(tmp_path):
     import json
 
     from scripts.infrastructure.records import read_json, read_jsonl
+
     from test_workflow import snakemake
 
     if not VLLM_PYTHON.exists():
@@ -121,8 +140,11 @@ adaptation_cost: {{backend: vllm}}
 vllm: {{python: {json.dumps(str(VLLM_PYTHON))}, dtype: float32, max_model_len: 512}}
 """
     work = tmp_path / "run"
-    targets = ["results/native_traces/tiny.jsonl", "results/evaluation/tiny/base/scores.json",
-               "results/adaptation_cost/tiny/slm_rft.json"]
+    targets = [
+        "results/native_traces/tiny.jsonl",
+        "results/evaluation/tiny/base/scores.json",
+        "results/adaptation_cost/tiny/slm_rft.json",
+    ]
     snakemake(work, *targets, edit=edit)
     traces = read_jsonl(work / "results/native_traces/tiny.jsonl")
     assert len(traces) == 48 * 4 and {t["finish_reason"] for t in traces} <= {"stop", "length"}
@@ -136,7 +158,8 @@ vllm: {{python: {json.dumps(str(VLLM_PYTHON))}, dtype: float32, max_model_len: 5
     stream = read_jsonl(work / "results/streams/tiny/slm_rft.jsonl")
     assert stream, "the SLM-RFT stream is empty: nothing was scored"
     expected = generator("transformers", student, gpu_dtype="float32").score(
-        [student["prompt_template"].format(problem=r["problem"]) for r in stream], [r["trace"] for r in stream])
+        [student["prompt_template"].format(problem=r["problem"]) for r in stream], [r["trace"] for r in stream]
+    )
     nll = np.concatenate([t.nll for t in expected])
     got = read_json(work / "results/adaptation_cost/tiny/slm_rft.json")
     assert got["tokens"] == len(nll)
@@ -150,10 +173,12 @@ def test_a_complete_result_is_used_even_if_the_engine_aborts_in_its_shutdown(stu
     def interpreter(name: str, complete: bool) -> str:
         script = tmp_path / name
         timing = 'open(res + ".timing.json", "w").write(json.dumps({"engine_start_s": 1.0, "task_s": 1.0}))'
-        script.write_text("#!/bin/sh\nexec python3 -c '\nimport json, sys\nres = sys.argv[-1]\n"
-                          'row = [{"text": "7", "finish_reason": "stop", "prompt_tokens": 3, "completion_tokens": 2}]\n'
-                          'open(res, "w").write(json.dumps(row) + "\\n")\n'
-                          f"{timing if complete else ''}\nsys.exit(134)' \"$@\"\n")
+        script.write_text(
+            "#!/bin/sh\nexec python3 -c '\nimport json, sys\nres = sys.argv[-1]\n"
+            'row = [{"text": "7", "finish_reason": "stop", "prompt_tokens": 3, "completion_tokens": 2}]\n'
+            'open(res, "w").write(json.dumps(row) + "\\n")\n'
+            f'{timing if complete else ""}\nsys.exit(134)\' "$@"\n'
+        )
         script.chmod(0o755)
         return str(script)
 

@@ -20,16 +20,26 @@ def test_the_embedded_config_passes_and_expands_to_the_grid():
     assert len(runs(config)) == len(config["streams"]) * 2
 
 
-@pytest.mark.parametrize("edit, key", [
-    (lambda c: c["streams"].update(bad={"kind": "oracle", "task": "refine", "oracle": "gpt"}), "streams.bad.oracle"),
-    (lambda c: c.update(primary_reward="skywork"), "primary_reward"),
-    (lambda c: c["training"].update(batch_size=[20]), "training.batch_size"),
-    (lambda c: c["report"].update(table_lr=0.1), "report.table_lr"),
-    (lambda c: c["report"].update(published={"source": "x", "student": "qwen", "streams": {}}),
-     "report.published.student"),
-    (lambda c: c["report"].update(published={"source": "x", "student": "tiny", "streams": {"numina": {}}}),
-     "report.published.streams"),
-])
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (
+            lambda c: c["streams"].update(bad={"kind": "oracle", "task": "refine", "oracle": "gpt"}),
+            "streams.bad.oracle",
+        ),
+        (lambda c: c.update(primary_reward="skywork"), "primary_reward"),
+        (lambda c: c["training"].update(batch_size=[20]), "training.batch_size"),
+        (lambda c: c["report"].update(table_lr=0.1), "report.table_lr"),
+        (
+            lambda c: c["report"].update(published={"source": "x", "student": "qwen", "streams": {}}),
+            "report.published.student",
+        ),
+        (
+            lambda c: c["report"].update(published={"source": "x", "student": "tiny", "streams": {"numina": {}}}),
+            "report.published.streams",
+        ),
+    ],
+)
 def test_inconsistent_configs_name_the_key(edit, key):
     config = copy.deepcopy(validated())
     edit(config)
@@ -50,6 +60,7 @@ def test_every_schema_key_has_a_description_and_a_default():
             walk(sub, f"{path}{name}.")
         if isinstance(node.get("additionalProperties"), dict):
             walk(node["additionalProperties"], f"{path}*.")
+
     walk(schema, "")
     for name, d in schema["$defs"].items():
         walk(d, f"$defs.{name}.")

@@ -43,9 +43,13 @@ def quarter_sums(nll: np.ndarray) -> list[tuple[float, int]]:
 def summarise(per_trace: list[np.ndarray]) -> dict:
     tokens = sum(len(n) for n in per_trace)
     total = sum(float(n.sum()) for n in per_trace)
-    summary = {"traces": len(per_trace), "tokens": tokens, "mean_nll": total / tokens,
-               "ppl": math.exp(total / tokens),
-               "ppl_mean_per_trace": float(np.mean([math.exp(n.mean()) for n in per_trace if len(n)]))}
+    summary = {
+        "traces": len(per_trace),
+        "tokens": tokens,
+        "mean_nll": total / tokens,
+        "ppl": math.exp(total / tokens),
+        "ppl_mean_per_trace": float(np.mean([math.exp(n.mean()) for n in per_trace if len(n)])),
+    }
     parts = [quarter_sums(n) for n in per_trace]
     for q in range(QUARTERS):
         s = sum(p[q][0] for p in parts)
@@ -73,11 +77,16 @@ def learner_compatibility(traces: list[TraceTokens], threshold: float, clip: int
     low = [low_prob_count(t.nll, threshold) for t in kept]
     mean_rank = float(np.mean([np.minimum(t.rank, clip).mean() for t in kept]))
     mean_surprisal = float(np.mean([t.nll.mean() for t in kept]))
-    return {"low_prob_threshold": threshold, "low_prob_fraction": sum(low) / tokens,
-            "low_prob_fraction_mean_per_trace": float(np.mean([n / len(t.nll) for n, t in zip(low, kept)])),
-            "rank_clip": clip, "mean_clipped_rank": mean_rank, "mean_surprisal": mean_surprisal,
-            "rsr": mean_rank / max(mean_surprisal, 1e-12),
-            "rsr_mean_per_trace": float(np.mean([rank_surprisal_ratio(t.rank, t.nll, clip) for t in kept]))}
+    return {
+        "low_prob_threshold": threshold,
+        "low_prob_fraction": sum(low) / tokens,
+        "low_prob_fraction_mean_per_trace": float(np.mean([n / len(t.nll) for n, t in zip(low, kept)])),
+        "rank_clip": clip,
+        "mean_clipped_rank": mean_rank,
+        "mean_surprisal": mean_surprisal,
+        "rsr": mean_rank / max(mean_surprisal, 1e-12),
+        "rsr_mean_per_trace": float(np.mean([rank_surprisal_ratio(t.rank, t.nll, clip) for t in kept])),
+    }
 
 
 def token_data(traces: list[TraceTokens], tokenizer) -> dict[str, np.ndarray]:
@@ -87,26 +96,41 @@ def token_data(traces: list[TraceTokens], tokenizer) -> dict[str, np.ndarray]:
     offsets = np.cumsum([0] + [len(q) for q in q1]).astype(np.int64)
     every = np.concatenate([t.ids for t in traces]) if traces else np.zeros(0, np.int64)
     vocab, counts = np.unique(every, return_counts=True)
-    return {"q1_offsets": offsets,
-            "q1_token_ids": np.concatenate([t.ids[q] for t, q in zip(traces, q1)] or [np.zeros(0)]).astype(np.int32),
-            "q1_nll": np.concatenate([t.nll[q] for t, q in zip(traces, q1)] or [np.zeros(0)]).astype(np.float32),
-            "tokens_per_trace": np.array([len(t.ids) for t in traces], dtype=np.int32),
-            "vocab_ids": vocab.astype(np.int32), "vocab_counts": counts.astype(np.int64),
-            "vocab_text": np.array([tokenizer.decode([int(v)]) for v in vocab], dtype=np.str_)}
+    return {
+        "q1_offsets": offsets,
+        "q1_token_ids": np.concatenate([t.ids[q] for t, q in zip(traces, q1)] or [np.zeros(0)]).astype(np.int32),
+        "q1_nll": np.concatenate([t.nll[q] for t, q in zip(traces, q1)] or [np.zeros(0)]).astype(np.float32),
+        "tokens_per_trace": np.array([len(t.ids) for t in traces], dtype=np.int32),
+        "vocab_ids": vocab.astype(np.int32),
+        "vocab_counts": counts.astype(np.int64),
+        "vocab_text": np.array([tokenizer.decode([int(v)]) for v in vocab], dtype=np.str_),
+    }
 
 
 def per_trace(stream: list[dict], traces: list[TraceTokens], threshold: float, clip: int) -> list[dict]:
     """One record per trace: tokens, NLL sum (whole and per quarter), low-probability count, RSR."""
-    return [{"id": r["id"], "tokens": len(t.nll), "truncated": t.truncated, "nll": float(t.nll.sum()),
-             "quarters": [s for s, _ in quarter_sums(t.nll)], "low_prob": low_prob_count(t.nll, threshold),
-             "rank_sum": int(np.minimum(t.rank, clip).sum()),
-             "rsr": _finite_or_none(rank_surprisal_ratio(t.rank, t.nll, clip))}
-            for r, t in zip(stream, traces)]
+    return [
+        {
+            "id": r["id"],
+            "tokens": len(t.nll),
+            "truncated": t.truncated,
+            "nll": float(t.nll.sum()),
+            "quarters": [s for s, _ in quarter_sums(t.nll)],
+            "low_prob": low_prob_count(t.nll, threshold),
+            "rank_sum": int(np.minimum(t.rank, clip).sum()),
+            "rsr": _finite_or_none(rank_surprisal_ratio(t.rank, t.nll, clip)),
+        }
+        for r, t in zip(stream, traces)
+    ]
 
 
 def stream_summary(name: str, traces: list[TraceTokens], threshold: float, clip: int) -> dict:
-    return {"stream": name, **summarise([t.nll for t in traces]), "truncated_traces": sum(t.truncated for t in traces),
-            **learner_compatibility(traces, threshold, clip)}
+    return {
+        "stream": name,
+        **summarise([t.nll for t in traces]),
+        "truncated_traces": sum(t.truncated for t in traces),
+        **learner_compatibility(traces, threshold, clip),
+    }
 
 
 def _finite_or_none(x: float):

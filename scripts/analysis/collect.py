@@ -33,26 +33,36 @@ def collect_streams(streams: list[dict], primary_reward: str) -> list[dict]:
     rows = []
     for s in streams:
         if primary_reward not in s["reward"]:
-            raise StageError(f"stream {s['stream']} of {s['student']} has no {primary_reward!r} reward summary "
-                             f"(have: {sorted(s['reward'])})")
+            raise StageError(
+                f"stream {s['stream']} of {s['student']} has no {primary_reward!r} reward summary "
+                f"(have: {sorted(s['reward'])})"
+            )
         reward = read_json(s["reward"][primary_reward])
         cost = read_json(s["adaptation_cost"])
         summary = read_json(s["summary"])
-        for what, path, doc in (("reward", s["reward"][primary_reward], reward),
-                                ("adaptation cost", s["adaptation_cost"], cost),
-                                ("stream summary", s["summary"], summary)):
+        for what, path, doc in (
+            ("reward", s["reward"][primary_reward], reward),
+            ("adaptation cost", s["adaptation_cost"], cost),
+            ("stream summary", s["summary"], summary),
+        ):
             _check(f"{what} stream", path, doc.get("stream"), s["stream"])
         _check("reward model", s["reward"][primary_reward], reward.get("reward_model"), primary_reward)
-        rows.append({"student": s["student"], "stream": s["stream"],
-                     "reward_mean": _num(reward.get("mean")),
-                     "reward_ci95_low": _num(reward.get("ci95_low")),
-                     "reward_ci95_high": _num(reward.get("ci95_high")),
-                     "ppl": _num(cost.get("ppl")),
-                     **{q: _num(cost.get(q)) for q in QUARTERS},
-                     "rejected": summary.get("rejected"), "kept": summary.get("kept"),
-                     "rejected_reasons": summary.get("rejected_reasons") or {},
-                     "oracle_usage": summary.get("oracle"),
-                     "retention": read_json(s["retention"]) if s.get("retention") else None})
+        rows.append(
+            {
+                "student": s["student"],
+                "stream": s["stream"],
+                "reward_mean": _num(reward.get("mean")),
+                "reward_ci95_low": _num(reward.get("ci95_low")),
+                "reward_ci95_high": _num(reward.get("ci95_high")),
+                "ppl": _num(cost.get("ppl")),
+                **{q: _num(cost.get(q)) for q in QUARTERS},
+                "rejected": summary.get("rejected"),
+                "kept": summary.get("kept"),
+                "rejected_reasons": summary.get("rejected_reasons") or {},
+                "oracle_usage": summary.get("oracle"),
+                "retention": read_json(s["retention"]) if s.get("retention") else None,
+            }
+        )
     return rows
 
 
@@ -73,11 +83,22 @@ def collect_runs(runs: list[dict]) -> list[dict]:
         for key in ("objective", "seed", "lr", "batch_size", "epochs"):
             want = float(r[key]) if key in ("lr", "epochs") else r[key]
             _check(key, r["train"], train.get(key), want)
-        rows.append({"student": r["student"], "stream": r["stream"], "objective": r["objective"],
-                     "lr": float(r["lr"]), "batch_size": int(r["batch_size"]), "epochs": float(r["epochs"]),
-                     "seed": int(r["seed"]), "eval": r["eval"],
-                     "n_examples": train.get("n_examples"), "final_loss": _num(train.get("final_loss")),
-                     "curve": r["curve"], **_scores(r["eval"])})
+        rows.append(
+            {
+                "student": r["student"],
+                "stream": r["stream"],
+                "objective": r["objective"],
+                "lr": float(r["lr"]),
+                "batch_size": int(r["batch_size"]),
+                "epochs": float(r["epochs"]),
+                "seed": int(r["seed"]),
+                "eval": r["eval"],
+                "n_examples": train.get("n_examples"),
+                "final_loss": _num(train.get("final_loss")),
+                "curve": r["curve"],
+                **_scores(r["eval"]),
+            }
+        )
     return rows
 
 
@@ -100,9 +121,13 @@ def objectives(run_rows: list[dict], lead=OBJECTIVES) -> list[str]:
 
 def at_defaults(run_rows: list[dict], defaults: dict) -> list[dict]:
     """The runs at the Table 1 setting (lr, batch size, epochs)."""
-    return [r for r in run_rows if math.isclose(r["lr"], float(defaults["lr"]), rel_tol=1e-9)
-            and r["batch_size"] == int(defaults["batch_size"])
-            and math.isclose(r["epochs"], float(defaults["epochs"]), rel_tol=1e-9)]
+    return [
+        r
+        for r in run_rows
+        if math.isclose(r["lr"], float(defaults["lr"]), rel_tol=1e-9)
+        and r["batch_size"] == int(defaults["batch_size"])
+        and math.isclose(r["epochs"], float(defaults["epochs"]), rel_tol=1e-9)
+    ]
 
 
 def utility(run_rows: list[dict], defaults: dict) -> dict:
@@ -112,8 +137,9 @@ def utility(run_rows: list[dict], defaults: dict) -> dict:
     for r in at_defaults(run_rows, defaults):
         if math.isfinite(r["avg_at_k"]):
             groups.setdefault((r["student"], r["stream"], r["objective"]), []).append(r["avg_at_k"])
-    return {key: {"avg_at_k": float(np.mean(v)), "lo": min(v), "hi": max(v), "seeds": len(v)}
-            for key, v in groups.items()}
+    return {
+        key: {"avg_at_k": float(np.mean(v)), "lo": min(v), "hi": max(v), "seeds": len(v)} for key, v in groups.items()
+    }
 
 
 def utility_of(util: dict, student: str, rows: list[dict], objective: str) -> list[float]:
@@ -133,8 +159,14 @@ def setting_label(d: dict) -> str:
 def student_streams(student: str, stream_rows: list[dict], run_rows: list[dict]) -> list[dict]:
     """The student's stream records, plus empty ones for streams that only have runs."""
     have = {s["stream"]: s for s in stream_rows if s["student"] == student}
-    empty = {"reward_mean": math.nan, "reward_ci95_low": math.nan, "reward_ci95_high": math.nan,
-             "ppl": math.nan, **{q: math.nan for q in QUARTERS}, "rejected": None}
+    empty = {
+        "reward_mean": math.nan,
+        "reward_ci95_low": math.nan,
+        "reward_ci95_high": math.nan,
+        "ppl": math.nan,
+        **{q: math.nan for q in QUARTERS},
+        "rejected": None,
+    }
     names = ordered([*have, *(r["stream"] for r in run_rows if r["student"] == student)])
     return [have.get(n, {"student": student, "stream": n, **empty}) for n in names]
 

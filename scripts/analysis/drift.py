@@ -21,7 +21,6 @@ figure (PNG) under ``results/drift/<student>/``, and ``drift.md`` holds them all
 Tokens are shown with visible whitespace: ``␣`` a space, ``↵`` a newline, ``⇥`` a tab.
 """
 
-
 import math
 from pathlib import Path
 
@@ -67,11 +66,28 @@ def q1_loss_attribution(streams: dict[str, dict], top: int):
         count = np.bincount(inverse)
         order = np.lexsort((uniq, -loss))[:top]  # largest loss first, ties by token id
         for rank, j in enumerate(order, 1):
-            rows.append({"stream": name, "rank": rank, "token": visible(text.get(int(uniq[j]), "?")),
-                         "token_id": int(uniq[j]), "count": int(count[j]), "loss_share": float(loss[j] / total),
-                         "token_share": float(count[j] / n), "mean_nll": float(loss[j] / count[j])})
-    schema = {"stream": pl.String, "rank": pl.Int64, "token": pl.String, "token_id": pl.Int64, "count": pl.Int64,
-              "loss_share": pl.Float64, "token_share": pl.Float64, "mean_nll": pl.Float64}
+            rows.append(
+                {
+                    "stream": name,
+                    "rank": rank,
+                    "token": visible(text.get(int(uniq[j]), "?")),
+                    "token_id": int(uniq[j]),
+                    "count": int(count[j]),
+                    "loss_share": float(loss[j] / total),
+                    "token_share": float(count[j] / n),
+                    "mean_nll": float(loss[j] / count[j]),
+                }
+            )
+    schema = {
+        "stream": pl.String,
+        "rank": pl.Int64,
+        "token": pl.String,
+        "token_id": pl.Int64,
+        "count": pl.Int64,
+        "loss_share": pl.Float64,
+        "token_share": pl.Float64,
+        "mean_nll": pl.Float64,
+    }
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -102,15 +118,26 @@ def frequency_shift(streams: dict[str, dict], reference: str, top: int):
 
     text = vocab_text(streams)
     ref = unigram(streams[reference])
-    ref_len = float(np.mean(streams[reference]["tokens_per_trace"])) if len(streams[reference]["tokens_per_trace"]) \
+    ref_len = (
+        float(np.mean(streams[reference]["tokens_per_trace"]))
+        if len(streams[reference]["tokens_per_trace"])
         else math.nan
+    )
     summary, shifts = [], []
     for name, s in streams.items():
         p = unigram(s)
         per_trace = float(np.mean(s["tokens_per_trace"])) if len(s["tokens_per_trace"]) else math.nan
-        summary.append({"stream": name, "reference": reference, "jsd_bits": jensen_shannon_bits(p, ref),
-                        "tokens_per_trace": per_trace, "compaction_ratio": per_trace / ref_len,
-                        "distinct_tokens": len(p), "tokens": int(s["vocab_counts"].sum())})
+        summary.append(
+            {
+                "stream": name,
+                "reference": reference,
+                "jsd_bits": jensen_shannon_bits(p, ref),
+                "tokens_per_trace": per_trace,
+                "compaction_ratio": per_trace / ref_len,
+                "distinct_tokens": len(p),
+                "tokens": int(s["vocab_counts"].sum()),
+            }
+        )
         if name == reference:
             continue
         keys = sorted(set(p) | set(ref))
@@ -119,16 +146,37 @@ def frequency_shift(streams: dict[str, dict], reference: str, top: int):
             picked = [j for j in order if (delta[j] > 0 if direction == "over" else delta[j] < 0)][:top]
             for rank, j in enumerate(picked, 1):
                 k = keys[j]
-                shifts.append({"stream": name, "direction": direction, "rank": rank,
-                               "token": visible(text.get(k, "?")), "token_id": k,
-                               "freq_pct": 100 * p.get(k, 0.0), "reference_freq_pct": 100 * ref.get(k, 0.0),
-                               "delta_pp": 100 * float(delta[j])})
-    summary_schema = {"stream": pl.String, "reference": pl.String, "jsd_bits": pl.Float64,
-                      "tokens_per_trace": pl.Float64, "compaction_ratio": pl.Float64, "distinct_tokens": pl.Int64,
-                      "tokens": pl.Int64}
-    shift_schema = {"stream": pl.String, "direction": pl.String, "rank": pl.Int64, "token": pl.String,
-                    "token_id": pl.Int64, "freq_pct": pl.Float64, "reference_freq_pct": pl.Float64,
-                    "delta_pp": pl.Float64}
+                shifts.append(
+                    {
+                        "stream": name,
+                        "direction": direction,
+                        "rank": rank,
+                        "token": visible(text.get(k, "?")),
+                        "token_id": k,
+                        "freq_pct": 100 * p.get(k, 0.0),
+                        "reference_freq_pct": 100 * ref.get(k, 0.0),
+                        "delta_pp": 100 * float(delta[j]),
+                    }
+                )
+    summary_schema = {
+        "stream": pl.String,
+        "reference": pl.String,
+        "jsd_bits": pl.Float64,
+        "tokens_per_trace": pl.Float64,
+        "compaction_ratio": pl.Float64,
+        "distinct_tokens": pl.Int64,
+        "tokens": pl.Int64,
+    }
+    shift_schema = {
+        "stream": pl.String,
+        "direction": pl.String,
+        "rank": pl.Int64,
+        "token": pl.String,
+        "token_id": pl.Int64,
+        "freq_pct": pl.Float64,
+        "reference_freq_pct": pl.Float64,
+        "delta_pp": pl.Float64,
+    }
     return pl.DataFrame(summary, schema=summary_schema), pl.DataFrame(shifts, schema=shift_schema)
 
 
@@ -145,11 +193,24 @@ def learner_compatibility(streams: dict[str, dict]):
         sm, traces = s["summary"], [t for t in s["per_trace"] if t["tokens"]]
         low = _triple(mean_ci95([t["low_prob"] / t["tokens"] for t in traces]))
         rsr = _triple(mean_ci95([t["rsr"] for t in traces]))
-        rows.append({"stream": name, "traces": sm["traces"], "tokens": sm["tokens"], "ppl": sm["ppl"],
-                     "ppl_q1": sm["ppl_q1"], "low_prob_threshold": sm["low_prob_threshold"],
-                     "low_prob_fraction": sm["low_prob_fraction"], "low_prob_per_trace": low[0],
-                     "low_prob_ci95_low": low[1], "low_prob_ci95_high": low[2], "rsr": sm["rsr"],
-                     "rsr_per_trace": rsr[0], "rsr_ci95_low": rsr[1], "rsr_ci95_high": rsr[2]})
+        rows.append(
+            {
+                "stream": name,
+                "traces": sm["traces"],
+                "tokens": sm["tokens"],
+                "ppl": sm["ppl"],
+                "ppl_q1": sm["ppl_q1"],
+                "low_prob_threshold": sm["low_prob_threshold"],
+                "low_prob_fraction": sm["low_prob_fraction"],
+                "low_prob_per_trace": low[0],
+                "low_prob_ci95_low": low[1],
+                "low_prob_ci95_high": low[2],
+                "rsr": sm["rsr"],
+                "rsr_per_trace": rsr[0],
+                "rsr_ci95_low": rsr[1],
+                "rsr_ci95_high": rsr[2],
+            }
+        )
     return pl.DataFrame(rows)
 
 
@@ -176,8 +237,13 @@ def plot_attribution(df, streams: list[str], path: str) -> None:
     for ax, name in zip(axes[0], streams):
         sub = df.filter(df["stream"] == name).sort("rank", descending=True)
         ax.barh([_label(t) for t in sub["token"]], sub["loss_share"], color="tab:red", label="share of Q1 loss")
-        ax.barh([_label(t) for t in sub["token"]], sub["token_share"], color="none", edgecolor="black",
-                label="share of Q1 tokens")
+        ax.barh(
+            [_label(t) for t in sub["token"]],
+            sub["token_share"],
+            color="none",
+            edgecolor="black",
+            label="share of Q1 tokens",
+        )
         ax.set_title(name, fontsize=9)
         ax.tick_params(labelsize=7)
     axes[0][0].legend(fontsize=7, loc="lower right")
@@ -194,8 +260,11 @@ def plot_shift(summary, shifts, reference: str, path: str) -> None:
     fig, axes = plt.subplots(1, max(1, len(others)), figsize=(3.2 * max(1, len(others)), 4.2), squeeze=False)
     for ax, name in zip(axes[0], others):
         sub = shifts.filter(shifts["stream"] == name).sort("delta_pp")
-        ax.barh([_label(t) for t in sub["token"]], sub["delta_pp"],
-                color=["tab:blue" if d < 0 else "tab:orange" for d in sub["delta_pp"]])
+        ax.barh(
+            [_label(t) for t in sub["token"]],
+            sub["delta_pp"],
+            color=["tab:blue" if d < 0 else "tab:orange" for d in sub["delta_pp"]],
+        )
         row = summary.filter(summary["stream"] == name).row(0, named=True)
         ax.set_title(f"{name}\nJSD {row['jsd_bits']:.3f} bits, {row['compaction_ratio']:.2f}x tokens", fontsize=8)
         ax.axvline(0, color="black", lw=0.5)
@@ -213,10 +282,16 @@ def plot_compatibility(df, path: str) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
     names = list(df["stream"])
     x = np.arange(len(names))
-    panels = (("ppl", None, None, "perplexity"),
-              ("low_prob_per_trace", "low_prob_ci95_low", "low_prob_ci95_high",
-               f"low-probability tokens (p < {df['low_prob_threshold'][0]:g})"),
-              ("rsr_per_trace", "rsr_ci95_low", "rsr_ci95_high", "Rank-Surprisal Ratio (lower: better suited)"))
+    panels = (
+        ("ppl", None, None, "perplexity"),
+        (
+            "low_prob_per_trace",
+            "low_prob_ci95_low",
+            "low_prob_ci95_high",
+            f"low-probability tokens (p < {df['low_prob_threshold'][0]:g})",
+        ),
+        ("rsr_per_trace", "rsr_ci95_low", "rsr_ci95_high", "Rank-Surprisal Ratio (lower: better suited)"),
+    )
     for ax, (col, lo, hi, title) in zip(axes, panels):
         y = df[col].to_numpy()
         err = None if lo is None else np.nan_to_num(np.vstack([y - df[lo].to_numpy(), df[hi].to_numpy() - y]))
@@ -240,19 +315,30 @@ def analyse(streams: dict[str, dict], reference: str, top: int, out_dir: str) ->
     shift_summary, shifts = frequency_shift(streams, reference, top)
     compat = learner_compatibility(streams)
     tables = {
-        "q1_loss_attribution": (attribution, "Q1 loss attribution",
-                                "Per stream, the tokens carrying the largest share of the student's total NLL in "
-                                "the first quarter of the traces (loss_share), next to their share of the Q1 "
-                                "tokens (token_share)."),
-        "token_frequency_shift": (shift_summary, f"Token frequency shift against {reference}",
-                                  "Jensen-Shannon divergence (bits) of completion-token unigram distributions; "
-                                  "compaction_ratio: mean completion tokens per trace over the reference's."),
-        "token_shift_top": (shifts, f"Tokens over- and under-represented against {reference}",
-                            "Relative frequency in the stream and in the reference (%), change in percentage "
-                            "points."),
-        "learner_compatibility": (compat, "Learner compatibility",
-                                  "Stream-level low-probability fraction (token-weighted) and RSR (mean clipped "
-                                  "rank over mean surprisal, across traces), and per-trace means with 95% CI."),
+        "q1_loss_attribution": (
+            attribution,
+            "Q1 loss attribution",
+            "Per stream, the tokens carrying the largest share of the student's total NLL in "
+            "the first quarter of the traces (loss_share), next to their share of the Q1 "
+            "tokens (token_share).",
+        ),
+        "token_frequency_shift": (
+            shift_summary,
+            f"Token frequency shift against {reference}",
+            "Jensen-Shannon divergence (bits) of completion-token unigram distributions; "
+            "compaction_ratio: mean completion tokens per trace over the reference's.",
+        ),
+        "token_shift_top": (
+            shifts,
+            f"Tokens over- and under-represented against {reference}",
+            "Relative frequency in the stream and in the reference (%), change in percentage points.",
+        ),
+        "learner_compatibility": (
+            compat,
+            "Learner compatibility",
+            "Stream-level low-probability fraction (token-weighted) and RSR (mean clipped "
+            "rank over mean surprisal, across traces), and per-trace means with 95% CI.",
+        ),
     }
     for stem, (df, title, note) in tables.items():
         df.write_csv(out / f"{stem}.csv")
@@ -260,10 +346,17 @@ def analyse(streams: dict[str, dict], reference: str, top: int, out_dir: str) ->
     plot_attribution(attribution, list(streams), str(out / "q1_loss_attribution.png"))
     plot_shift(shift_summary, shifts, reference, str(out / "token_frequency_shift.png"))
     plot_compatibility(compat, str(out / "learner_compatibility.png"))
-    figures = {"q1_loss_attribution": "q1_loss_attribution.png", "token_frequency_shift": "token_frequency_shift.png",
-               "learner_compatibility": "learner_compatibility.png"}
-    parts = ["## Drift beyond perplexity", "",
-             "Tokens are shown with visible whitespace: ␣ a space, ↵ a newline, ⇥ a tab.", ""]
+    figures = {
+        "q1_loss_attribution": "q1_loss_attribution.png",
+        "token_frequency_shift": "token_frequency_shift.png",
+        "learner_compatibility": "learner_compatibility.png",
+    }
+    parts = [
+        "## Drift beyond perplexity",
+        "",
+        "Tokens are shown with visible whitespace: ␣ a space, ↵ a newline, ⇥ a tab.",
+        "",
+    ]
     for stem, (df, title, note) in tables.items():
         parts.append(markdown(df, title, note))
         if stem in figures:
@@ -271,4 +364,3 @@ def analyse(streams: dict[str, dict], reference: str, top: int, out_dir: str) ->
     text = "\n".join(parts)
     (out / "drift.md").write_text(text, encoding="utf-8")
     return text
-

@@ -14,8 +14,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from scripts.analysis.collect import (OBJECTIVES, QUARTERS, at_defaults, k_label, objectives,  # noqa: E402
-                                      ordered, setting_label, student_streams, students, utility, utility_of)
+from scripts.analysis.collect import (  # noqa: E402
+    OBJECTIVES,
+    QUARTERS,
+    at_defaults,
+    k_label,
+    objectives,
+    ordered,
+    setting_label,
+    student_streams,
+    students,
+    utility,
+    utility_of,
+)
 from scripts.analysis.formatting import fmt, rho  # noqa: E402
 from scripts.analysis.statistics import spearman  # noqa: E402
 
@@ -69,13 +80,28 @@ def utility_scatter(xkey: str, xlabel: str, title: str, stream_rows, run_rows, b
                     continue
                 y = 100 * u["avg_at_k"]
                 yerr = [[y - 100 * u["lo"]], [100 * u["hi"] - y]]  # seed range
-                ax.errorbar(x, y, yerr=yerr, xerr=xerr if math.isfinite(xerr) else None, fmt=markers[o],
-                            color=colors[s["stream"]], ms=8, capsize=3, elinewidth=1)
+                ax.errorbar(
+                    x,
+                    y,
+                    yerr=yerr,
+                    xerr=xerr if math.isfinite(xerr) else None,
+                    fmt=markers[o],
+                    color=colors[s["stream"]],
+                    ms=8,
+                    capsize=3,
+                    elinewidth=1,
+                )
                 if label_at is None or y > label_at[1]:
                     label_at = (x, y)
             if label_at:
-                ax.annotate(s["stream"], label_at, textcoords="offset points", xytext=(6, 6), fontsize=8,
-                            color=colors[s["stream"]])
+                ax.annotate(
+                    s["stream"],
+                    label_at,
+                    textcoords="offset points",
+                    xytext=(6, 6),
+                    fontsize=8,
+                    color=colors[s["stream"]],
+                )
         for b in (b for b in base_rows if b["student"] == student and math.isfinite(b["avg_at_k"])):
             ax.axhline(100 * b["avg_at_k"], ls="--", color="gray", lw=1)
         xs = [s[xkey] for s in rows]
@@ -97,8 +123,13 @@ def segmented_ppl(stream_rows, run_rows, base_rows, colors):
     fig, axes = _panels(len(names))
     for ax, student in zip(axes[0], names):
         for s in by_ascending([s for s in stream_rows if s["student"] == student], "ppl"):
-            ax.plot(range(1, len(QUARTERS) + 1), [s[q] for q in QUARTERS], marker="o",
-                    color=colors[s["stream"]], label=f"{s['stream']} (PPL {fmt(s['ppl'], '.2f')})")
+            ax.plot(
+                range(1, len(QUARTERS) + 1),
+                [s[q] for q in QUARTERS],
+                marker="o",
+                color=colors[s["stream"]],
+                label=f"{s['stream']} (PPL {fmt(s['ppl'], '.2f')})",
+            )
         ax.set_xticks(range(1, len(QUARTERS) + 1), [f"Q{i}" for i in range(1, len(QUARTERS) + 1)])
         ax.set_xlabel("quarter of the trace (by token position)")
         ax.set_ylabel("student perplexity")
@@ -118,11 +149,19 @@ def retention(stream_rows, colors):
         for s in (s for s in rows if s["student"] == student):
             r = s["retention"]
             judge, sim = r["judge_score"], r["edit_similarity"]
-            ax.errorbar(sim["mean"], judge["mean"], fmt="o", color=colors[s["stream"]], label=s["stream"],
-                        xerr=[[sim["mean"] - sim["ci95_low"]], [sim["ci95_high"] - sim["mean"]]]
-                        if math.isfinite(sim["ci95_low"]) else None,
-                        yerr=[[judge["mean"] - judge["ci95_low"]], [judge["ci95_high"] - judge["mean"]]]
-                        if math.isfinite(judge["ci95_low"]) else None)
+            ax.errorbar(
+                sim["mean"],
+                judge["mean"],
+                fmt="o",
+                color=colors[s["stream"]],
+                label=s["stream"],
+                xerr=[[sim["mean"] - sim["ci95_low"]], [sim["ci95_high"] - sim["mean"]]]
+                if math.isfinite(sim["ci95_low"])
+                else None,
+                yerr=[[judge["mean"] - judge["ci95_low"]], [judge["ci95_high"] - judge["mean"]]]
+                if math.isfinite(judge["ci95_low"])
+                else None,
+            )
         ax.set_xlabel("edit similarity to the student's source trace")
         ax.set_ylabel("judge: semantic retention (1-5)")
         ax.set_xlim(0, 1.02)
@@ -156,10 +195,16 @@ def training_curves(run_rows, defaults, colors):
                     ax.plot(c["step"], c["loss"], color=colors[stream], lw=0.7, alpha=0.6)
                 if curves:
                     # the mean over seeds, on the steps every seed logged
-                    mean = (pl.concat(curves).group_by("step").agg(pl.col("loss").mean(), pl.len().alias("n"))
-                            .filter(pl.col("n") == len(curves)).sort("step"))
-                    ax.plot(mean["step"], mean["loss"], color=colors[stream], lw=2,
-                            label=f"{stream} ({len(curves)} seeds)")
+                    mean = (
+                        pl.concat(curves)
+                        .group_by("step")
+                        .agg(pl.col("loss").mean(), pl.len().alias("n"))
+                        .filter(pl.col("n") == len(curves))
+                        .sort("step")
+                    )
+                    ax.plot(
+                        mean["step"], mean["loss"], color=colors[stream], lw=2, label=f"{stream} ({len(curves)} seeds)"
+                    )
             ax.set_title(f"{student} — {o.upper()}", fontsize=10)
             ax.set_xlabel("step")
             ax.set_ylabel("training loss")
@@ -172,27 +217,38 @@ def training_curves(run_rows, defaults, colors):
     return fig
 
 
-def figures(stream_rows: list[dict], run_rows: list[dict], base_rows: list[dict], defaults: dict,
-            primary_reward: str = "reward") -> dict:
+def figures(
+    stream_rows: list[dict], run_rows: list[dict], base_rows: list[dict], defaults: dict, primary_reward: str = "reward"
+) -> dict:
     """Every figure of the report by file stem: one panel per student, one color per stream."""
     colors = _palette(ordered([*(s["stream"] for s in stream_rows), *(r["stream"] for r in run_rows)]))
     markers = _markers(objectives(run_rows))
     common = (stream_rows, run_rows, base_rows, defaults, colors, markers)
     return {
-        "reward_vs_utility": lambda: utility_scatter("reward_mean", f"reward ({primary_reward}), mean ± 95% CI",
-                                                     "Perceived quality vs utility", *common),
-        "ppl_vs_utility": lambda: utility_scatter("ppl", "student perplexity on the stream (adaptation cost)",
-                                                  "Adaptation cost vs utility", *common),
+        "reward_vs_utility": lambda: utility_scatter(
+            "reward_mean", f"reward ({primary_reward}), mean ± 95% CI", "Perceived quality vs utility", *common
+        ),
+        "ppl_vs_utility": lambda: utility_scatter(
+            "ppl", "student perplexity on the stream (adaptation cost)", "Adaptation cost vs utility", *common
+        ),
         "segmented_ppl": lambda: segmented_ppl(stream_rows, run_rows, base_rows, colors),
         "training_curves": lambda: training_curves(run_rows, defaults, colors),
         "retention": lambda: retention(stream_rows, colors),
     }
 
 
-def plot_figures(stream_rows: list[dict], run_rows: list[dict], base_rows: list[dict], defaults: dict,
-                 out_dir, primary_reward: str = "reward") -> list[Path]:
+def plot_figures(
+    stream_rows: list[dict],
+    run_rows: list[dict],
+    base_rows: list[dict],
+    defaults: dict,
+    out_dir,
+    primary_reward: str = "reward",
+) -> list[Path]:
     """Draw and save every figure into ``out_dir`` (one at a time: each is closed once saved)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return [save(draw(), out / f"{stem}.png")
-            for stem, draw in figures(stream_rows, run_rows, base_rows, defaults, primary_reward).items()]
+    return [
+        save(draw(), out / f"{stem}.png")
+        for stem, draw in figures(stream_rows, run_rows, base_rows, defaults, primary_reward).items()
+    ]

@@ -12,8 +12,15 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     """A Markdown table of string cells (``|`` inside a cell is escaped)."""
     cells = [[str(c).replace("|", "\\|") for c in row] for row in rows]
     frame = pl.DataFrame(cells, schema={h: pl.String for h in header}, orient="row")
-    with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True,
-                   fmt_str_lengths=60000, tbl_width_chars=60000, tbl_rows=-1, tbl_cols=-1):
+    with pl.Config(
+        tbl_formatting="MARKDOWN",
+        tbl_hide_column_data_types=True,
+        tbl_hide_dataframe_shape=True,
+        fmt_str_lengths=60000,
+        tbl_width_chars=60000,
+        tbl_rows=-1,
+        tbl_cols=-1,
+    ):
         return str(frame)
 
 

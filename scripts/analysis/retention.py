@@ -11,7 +11,6 @@ A judge reply without a 1-5 score, or a request that failed, leaves the trace un
 its reason; the summary counts them and gives the mean with a 95% interval of both measures.
 """
 
-
 import difflib
 from collections import Counter
 
@@ -28,19 +27,35 @@ def edit_similarity(source: str, rewrite: str) -> float:
 
 def retention(stream: list[dict], graphs: dict, oracle_spec: dict, cache: str | None) -> tuple[list[dict], dict]:
     """(one record per trace, summary) of a stream's retention."""
-    items = [{"id": r["id"], "problem": r["problem"], "source_trace": r["source_trace"], "rewrite": r["trace"],
-              "graph": graphs.get(r["id"])} for r in stream]
+    items = [
+        {
+            "id": r["id"],
+            "problem": r["problem"],
+            "source_trace": r["source_trace"],
+            "rewrite": r["trace"],
+            "graph": graphs.get(r["id"]),
+        }
+        for r in stream
+    ]
     judge = oracle(oracle_spec, cache)
     verdicts = judge.run("judge", items)
     records = []
     for it, v in zip(tqdm(items, desc="edit similarity", mininterval=2), verdicts):
-        records.append({"id": it["id"], "judge_score": v.score, "judge_reason": v.reason,
-                        "edit_similarity": edit_similarity(it["source_trace"], it["rewrite"])})
+        records.append(
+            {
+                "id": it["id"],
+                "judge_score": v.score,
+                "judge_reason": v.reason,
+                "edit_similarity": edit_similarity(it["source_trace"], it["rewrite"]),
+            }
+        )
     scored = [r["judge_score"] for r in records if r["judge_score"] is not None]
-    summary = {"judged": len(scored), "unscored": len(records) - len(scored),
-               "unscored_reasons": dict(Counter(r["judge_reason"] for r in records if r["judge_score"] is None)),
-               "judge_score": mean_ci95(scored),
-               "edit_similarity": mean_ci95([r["edit_similarity"] for r in records]),
-               "oracle": judge.usage()}
+    summary = {
+        "judged": len(scored),
+        "unscored": len(records) - len(scored),
+        "unscored_reasons": dict(Counter(r["judge_reason"] for r in records if r["judge_score"] is None)),
+        "judge_score": mean_ci95(scored),
+        "edit_similarity": mean_ci95([r["edit_similarity"] for r in records]),
+        "oracle": judge.usage(),
+    }
     return records, summary
-

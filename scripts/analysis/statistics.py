@@ -36,8 +36,11 @@ def ci(values, point=None) -> dict:
     v = np.asarray([x for x in values if math.isfinite(x)])
     if not len(v):
         return {"value": math.nan if point is None else point, "low": math.nan, "high": math.nan}
-    return {"value": float(np.mean(v)) if point is None else float(point),
-            "low": float(np.percentile(v, 2.5)), "high": float(np.percentile(v, 97.5))}
+    return {
+        "value": float(np.mean(v)) if point is None else float(point),
+        "low": float(np.percentile(v, 2.5)),
+        "high": float(np.percentile(v, 97.5)),
+    }
 
 
 def paired(x, y) -> tuple[np.ndarray, np.ndarray]:

@@ -17,10 +17,22 @@ import math
 
 import polars as pl
 
-from scripts.analysis.collect import (BASE, OBJECTIVES, QUARTERS, k_label, objectives, ordered, setting_label,
-                                      student_streams, students, utility, utility_of)
+from scripts.analysis.collect import (
+    BASE,
+    OBJECTIVES,
+    QUARTERS,
+    k_label,
+    objectives,
+    ordered,
+    setting_label,
+    student_streams,
+    students,
+    utility,
+    utility_of,
+)
 from scripts.analysis.formatting import DASH, fmt, markdown_table, rho
 from scripts.analysis.statistics import exact_reverse, paired, same_ranking, spearman
+from scripts.infrastructure.records import write_text
 from scripts.infrastructure.stage_log import StageError
 
 
@@ -52,27 +64,67 @@ def streams_frame(stream_rows: list[dict], run_rows: list[dict], base_rows: list
     """The long table behind every other output: one row per run, one base row per student,
     and one row (no run columns) for a stream that has no runs."""
     benches = sorted({b for r in [*run_rows, *base_rows] for b in r["benchmarks"]})
-    schema = {"student": pl.String, "stream": pl.String, "objective": pl.String, "lr": pl.Float64,
-              "batch_size": pl.Int64, "epochs": pl.Float64, "seed": pl.Int64, "n_examples": pl.Int64,
-              "reward_mean": pl.Float64, "reward_ci95_low": pl.Float64, "reward_ci95_high": pl.Float64,
-              "ppl": pl.Float64, **{q: pl.Float64 for q in QUARTERS}, "final_loss": pl.Float64,
-              "avg_at_k": pl.Float64, **{f"avg_at_k_{b}": pl.Float64 for b in benches}, "rejected": pl.Int64}
+    schema = {
+        "student": pl.String,
+        "stream": pl.String,
+        "objective": pl.String,
+        "lr": pl.Float64,
+        "batch_size": pl.Int64,
+        "epochs": pl.Float64,
+        "seed": pl.Int64,
+        "n_examples": pl.Int64,
+        "reward_mean": pl.Float64,
+        "reward_ci95_low": pl.Float64,
+        "reward_ci95_high": pl.Float64,
+        "ppl": pl.Float64,
+        **{q: pl.Float64 for q in QUARTERS},
+        "final_loss": pl.Float64,
+        "avg_at_k": pl.Float64,
+        **{f"avg_at_k_{b}": pl.Float64 for b in benches},
+        "rejected": pl.Int64,
+    }
     stream_cols = ["reward_mean", "reward_ci95_low", "reward_ci95_high", "ppl", *QUARTERS, "rejected"]
     rows = []
     for student in students(stream_rows, run_rows, base_rows):
         for b in (b for b in base_rows if b["student"] == student):
-            rows.append({"student": student, "stream": BASE, "avg_at_k": b["avg_at_k"],
-                         **{f"avg_at_k_{k}": v for k, v in b["benchmarks"].items()}})
+            rows.append(
+                {
+                    "student": student,
+                    "stream": BASE,
+                    "avg_at_k": b["avg_at_k"],
+                    **{f"avg_at_k_{k}": v for k, v in b["benchmarks"].items()},
+                }
+            )
         for s in student_streams(student, stream_rows, run_rows):
-            mine = sorted((r for r in run_rows if r["student"] == student and r["stream"] == s["stream"]),
-                          key=lambda r: (r["objective"], r["lr"], r["batch_size"], r["epochs"], r["seed"]))
+            mine = sorted(
+                (r for r in run_rows if r["student"] == student and r["stream"] == s["stream"]),
+                key=lambda r: (r["objective"], r["lr"], r["batch_size"], r["epochs"], r["seed"]),
+            )
             info = {c: s[c] for c in stream_cols}
             if not mine:
                 rows.append({"student": student, "stream": s["stream"], **info})
             for r in mine:
-                rows.append({**{c: r[c] for c in ("student", "stream", "objective", "lr", "batch_size",
-                                                  "epochs", "seed", "n_examples", "final_loss", "avg_at_k")},
-                             **info, **{f"avg_at_k_{k}": v for k, v in r["benchmarks"].items()}})
+                rows.append(
+                    {
+                        **{
+                            c: r[c]
+                            for c in (
+                                "student",
+                                "stream",
+                                "objective",
+                                "lr",
+                                "batch_size",
+                                "epochs",
+                                "seed",
+                                "n_examples",
+                                "final_loss",
+                                "avg_at_k",
+                            )
+                        },
+                        **info,
+                        **{f"avg_at_k_{k}": v for k, v in r["benchmarks"].items()},
+                    }
+                )
     df = pl.DataFrame([{c: row.get(c) for c in schema} for row in rows], schema=schema, orient="row")
     # NaN and null both mean "not measured"; one spelling keeps the CSV easy to read back.
     return df.with_columns(pl.col(pl.Float64).fill_nan(None))
@@ -80,8 +132,10 @@ def streams_frame(stream_rows: list[dict], run_rows: list[dict], base_rows: list
 
 # --- table1.md and mechanism.md ---------------------------------------------------------
 
-def table1_markdown(stream_rows: list[dict], run_rows: list[dict], base_rows: list[dict],
-                    defaults: dict, primary_reward: str) -> str:
+
+def table1_markdown(
+    stream_rows: list[dict], run_rows: list[dict], base_rows: list[dict], defaults: dict, primary_reward: str
+) -> str:
     """Table 1 per student: streams by reward (descending) against SFT/DFT utility."""
     util = utility(run_rows, defaults)
     objs = objectives(run_rows)
@@ -90,33 +144,42 @@ def table1_markdown(stream_rows: list[dict], run_rows: list[dict], base_rows: li
     for student in students(stream_rows, run_rows, base_rows):
         rows = _by_desc(student_streams(student, stream_rows, run_rows), "reward_mean")
         header = ["Stream", f"Reward ({primary_reward})", *(f"{o.upper()} {k} (%)" for o in objs)]
-        body = [[s["stream"], _reward_cell(s),
-                 *(fmt(util.get((student, s["stream"], o), {}).get("avg_at_k"), ".2f", 100) for o in objs)]
-                for s in rows]
+        body = [
+            [
+                s["stream"],
+                _reward_cell(s),
+                *(fmt(util.get((student, s["stream"], o), {}).get("avg_at_k"), ".2f", 100) for o in objs),
+            ]
+            for s in rows
+        ]
         out += [f"## {student}", "", markdown_table(header, body), ""]
         for b in (b for b in base_rows if b["student"] == student):
             out.append(f"Base student (no fine-tuning): {k} = {fmt(b['avg_at_k'], '.2f', 100)}%.")
         seeds = sorted({v["seeds"] for (st, _, _), v in util.items() if st == student})
         n = DASH if not seeds else str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
-        out.append(f"Reward: mean ± 95% CI half-width of {primary_reward} over the stream's traces. "
-                   f"{k}: mean of {n} seeds at {setting_label(defaults)}; "
-                   f"{DASH} = no run.")
+        out.append(
+            f"Reward: mean ± 95% CI half-width of {primary_reward} over the stream's traces. "
+            f"{k}: mean of {n} seeds at {setting_label(defaults)}; "
+            f"{DASH} = no run."
+        )
         out.append("")
         reward = [s["reward_mean"] for s in rows]
         for o in sorted(objs, key=lambda o: o != "dft"):  # DFT is the paper's headline
             acc = utility_of(util, student, rows, o)
             r, rev = spearman(reward, acc), exact_reverse(reward, acc)
             n_pairs = len(paired(reward, acc)[0])
-            verdict = (" (fewer than two streams with both values, or no spread)" if rev is None else
-                       f"; the reward ranking {'is' if rev else 'is not'} the exact reverse of the "
-                       f"{o.upper()} utility ranking")
+            verdict = (
+                " (fewer than two streams with both values, or no spread)"
+                if rev is None
+                else f"; the reward ranking {'is' if rev else 'is not'} the exact reverse of the "
+                f"{o.upper()} utility ranking"
+            )
             out.append(f"- Spearman ρ(reward, {o.upper()} {k}) {_across(n_pairs)} = {rho(r)}{verdict}.")
         out.append("")
     return "\n".join(out)
 
 
-def mechanism_markdown(stream_rows: list[dict], run_rows: list[dict], base_rows: list[dict],
-                       defaults: dict) -> str:
+def mechanism_markdown(stream_rows: list[dict], run_rows: list[dict], base_rows: list[dict], defaults: dict) -> str:
     """Streams by adaptation cost (student PPL, ascending) against reward and utility."""
     util = utility(run_rows, defaults)
     objs = objectives(run_rows, lead=tuple(reversed(OBJECTIVES)))
@@ -124,23 +187,49 @@ def mechanism_markdown(stream_rows: list[dict], run_rows: list[dict], base_rows:
     out = ["# Mechanism: adaptation cost (student perplexity) vs utility", ""]
     for student in students(stream_rows, run_rows, base_rows):
         rows = _by_asc(student_streams(student, stream_rows, run_rows), "ppl")
-        header = ["Stream", "PPL", "PPL Q1", "PPL Q2", "PPL Q3", "PPL Q4", "Reward",
-                  *(f"{k} {o.upper()} (%)" for o in objs)]
-        body = [[s["stream"], fmt(s["ppl"]), *(fmt(s[q]) for q in QUARTERS), fmt(s["reward_mean"]),
-                 *(fmt(util.get((student, s["stream"], o), {}).get("avg_at_k"), ".2f", 100) for o in objs)]
-                for s in rows]
-        out += [f"## {student}", "", markdown_table(header, body), "",
-                f"{k} at {setting_label(defaults)}, mean over seeds.", ""]
+        header = [
+            "Stream",
+            "PPL",
+            "PPL Q1",
+            "PPL Q2",
+            "PPL Q3",
+            "PPL Q4",
+            "Reward",
+            *(f"{k} {o.upper()} (%)" for o in objs),
+        ]
+        body = [
+            [
+                s["stream"],
+                fmt(s["ppl"]),
+                *(fmt(s[q]) for q in QUARTERS),
+                fmt(s["reward_mean"]),
+                *(fmt(util.get((student, s["stream"], o), {}).get("avg_at_k"), ".2f", 100) for o in objs),
+            ]
+            for s in rows
+        ]
+        out += [
+            f"## {student}",
+            "",
+            markdown_table(header, body),
+            "",
+            f"{k} at {setting_label(defaults)}, mean over seeds.",
+            "",
+        ]
         ppl = [s["ppl"] for s in rows]
         for o in objs:
             acc = utility_of(util, student, rows, o)
-            out.append(f"- Spearman ρ(PPL, {o.upper()} {k}) {_across(len(paired(ppl, acc)[0]))} "
-                       f"= {rho(spearman(ppl, acc))}.")
+            out.append(
+                f"- Spearman ρ(PPL, {o.upper()} {k}) {_across(len(paired(ppl, acc)[0]))} = {rho(spearman(ppl, acc))}."
+            )
         # The paper's claim: the drift is not confined to one part of the trace.
         holds = [same_ranking(ppl, [s[q] for s in rows]) for q in QUARTERS]
-        verdict = ("n/a" if any(h is None for h in holds)
-                   else "yes" if all(holds) else
-                   "no (differs in " + ", ".join(f"Q{i + 1}" for i, h in enumerate(holds) if not h) + ")")
+        verdict = (
+            "n/a"
+            if any(h is None for h in holds)
+            else "yes"
+            if all(holds)
+            else "no (differs in " + ", ".join(f"Q{i + 1}" for i, h in enumerate(holds) if not h) + ")"
+        )
         out += [f"- The global PPL ordering of streams holds in every quarter Q1–Q4: {verdict}.", ""]
         out += oracle_streams_markdown([s for s in stream_rows if s["student"] == student])
     return "\n".join(out)
@@ -159,22 +248,49 @@ def oracle_streams_markdown(rows: list[dict]) -> list[str]:
     rows = [s for s in rows if s.get("oracle_usage") is not None or s.get("retention") is not None]
     if not rows:
         return []
-    header = ["Stream", "Kept", "Rejected: no boxed answer", "Rejected: answer does not verify", "Rejected: other",
-              "Requests sent", "Cached", "Failed", "Prompt tokens", "Completion tokens", "Est. cost (USD)",
-              "Judge retention (1–5)", "Edit similarity"]
+    header = [
+        "Stream",
+        "Kept",
+        "Rejected: no boxed answer",
+        "Rejected: answer does not verify",
+        "Rejected: other",
+        "Requests sent",
+        "Cached",
+        "Failed",
+        "Prompt tokens",
+        "Completion tokens",
+        "Est. cost (USD)",
+        "Judge retention (1–5)",
+        "Edit similarity",
+    ]
     body = []
     for s in rows:
         u, r = s.get("oracle_usage") or {}, s.get("retention") or {}
         judge, sim = r.get("judge_score") or {}, r.get("edit_similarity") or {}
-        body.append([s["stream"], str(s.get("kept") or 0), *map(str, _reason_counts(s["rejected_reasons"])),
-                     *(str(u.get(key, DASH)) for key in ("requests_sent", "cached", "failed", "prompt_tokens",
-                                                          "completion_tokens")),
-                     fmt(u.get("estimated_cost"), ".2f") if u else DASH,
-                     fmt(judge.get("mean"), ".2f"), fmt(sim.get("mean"), ".3f")])
-    return ["### Oracle streams: requests, cost, rejections, retention", "", markdown_table(header, body), "",
-            "Requests and tokens count every request of the stream's job (cached answers cost nothing again); "
-            "the built-in oracle sends none. Retention: the stream's oracle as judge (1–5, formatting ignored) "
-            "and difflib edit similarity to the student's source trace.", ""]
+        body.append(
+            [
+                s["stream"],
+                str(s.get("kept") or 0),
+                *map(str, _reason_counts(s["rejected_reasons"])),
+                *(
+                    str(u.get(key, DASH))
+                    for key in ("requests_sent", "cached", "failed", "prompt_tokens", "completion_tokens")
+                ),
+                fmt(u.get("estimated_cost"), ".2f") if u else DASH,
+                fmt(judge.get("mean"), ".2f"),
+                fmt(sim.get("mean"), ".3f"),
+            ]
+        )
+    return [
+        "### Oracle streams: requests, cost, rejections, retention",
+        "",
+        markdown_table(header, body),
+        "",
+        "Requests and tokens count every request of the stream's job (cached answers cost nothing again); "
+        "the built-in oracle sends none. Retention: the stream's oracle as judge (1–5, formatting ignored) "
+        "and difflib edit similarity to the student's source trace.",
+        "",
+    ]
 
 
 # --- published_comparison.md ------------------------------------------------------------
@@ -192,69 +308,127 @@ def _our_value(metric: str, s: dict, util: dict) -> float:
     return s[{"reward": "reward_mean", "ppl": "ppl"}[metric]]
 
 
-def published_comparison(published: dict, stream_rows: list[dict], run_rows: list[dict],
-                         defaults: dict) -> list[dict]:
+def published_comparison(published: dict, stream_rows: list[dict], run_rows: list[dict], defaults: dict) -> list[dict]:
     """One record per (metric, published row): the published value, ours and ours - published
     (NaN where either is missing), for the student the published numbers refer to."""
     student = published["student"]
     ours = {s["stream"]: s for s in student_streams(student, stream_rows, run_rows)}
     if not ours:
-        raise StageError(f"report.published.student: {student!r} has no streams in this run "
-                         f"(students: {ordered(s['student'] for s in stream_rows)})")
+        raise StageError(
+            f"report.published.student: {student!r} has no streams in this run "
+            f"(students: {ordered(s['student'] for s in stream_rows)})"
+        )
     util = utility(run_rows, defaults)
     rows = []
     for metric in PUBLISHED_METRICS:
         for stream, pub in published["streams"].items():
             p = _number(pub.get(metric))
             o = _our_value(metric, ours[stream], util) if stream in ours else math.nan
-            rows.append({"metric": metric, "paper_row": pub["paper_row"], "stream": stream,
-                         "published": p, "ours": o, "difference": o - p})
+            rows.append(
+                {
+                    "metric": metric,
+                    "paper_row": pub["paper_row"],
+                    "stream": stream,
+                    "published": p,
+                    "ours": o,
+                    "difference": o - p,
+                }
+            )
     return rows
 
 
-def published_markdown(published: dict, stream_rows: list[dict], run_rows: list[dict], base_rows: list[dict],
-                       defaults: dict, primary_reward: str) -> str:
+def published_markdown(
+    published: dict,
+    stream_rows: list[dict],
+    run_rows: list[dict],
+    base_rows: list[dict],
+    defaults: dict,
+    primary_reward: str,
+) -> str:
     """The published numbers next to ours, per metric, and whether both rank the streams alike."""
     rows = published_comparison(published, stream_rows, run_rows, defaults)
     k = k_label([*run_rows, *base_rows])
-    labels = {"reward": f"Reward (ours: {primary_reward})", "sft": f"SFT utility ({k} here, %)",
-              "dft": f"DFT utility ({k} here, %)", "ppl": "Global PPL of the student",
-              "retention": "Semantic retention (judge, 1–5)"}
-    out = ["# Against the published numbers", "",
-           f"Published: {published['source']}. Ours: student {published['student']}; reward = mean "
-           f"{primary_reward} over the stream's traces; utility = {k} at {setting_label(defaults)}, mean over seeds; "
-           f"PPL = the student's global perplexity on the stream; retention = the judge's 1–5 score of a rewrite "
-           f"against its source trace. A difference means something only where the setting matches the paper's "
-           f"(same reward model, benchmarks, k, training setting); the rankings compare the order of the streams "
-           f"whatever the scale. {DASH} = not published or not measured.", "",
-           "## Do ours and the published numbers order the streams the same way?", ""]
+    labels = {
+        "reward": f"Reward (ours: {primary_reward})",
+        "sft": f"SFT utility ({k} here, %)",
+        "dft": f"DFT utility ({k} here, %)",
+        "ppl": "Global PPL of the student",
+        "retention": "Semantic retention (judge, 1–5)",
+    }
+    out = [
+        "# Against the published numbers",
+        "",
+        f"Published: {published['source']}. Ours: student {published['student']}; reward = mean "
+        f"{primary_reward} over the stream's traces; utility = {k} at {setting_label(defaults)}, mean over seeds; "
+        f"PPL = the student's global perplexity on the stream; retention = the judge's 1–5 score of a rewrite "
+        f"against its source trace. A difference means something only where the setting matches the paper's "
+        f"(same reward model, benchmarks, k, training setting); the rankings compare the order of the streams "
+        f"whatever the scale. {DASH} = not published or not measured.",
+        "",
+        "## Do ours and the published numbers order the streams the same way?",
+        "",
+    ]
     body = []
     for metric in PUBLISHED_METRICS:
         mine = [r for r in rows if r["metric"] == metric]
         pub, ours = [r["published"] for r in mine], [r["ours"] for r in mine]
         same = same_ranking(pub, ours)
-        body.append([labels[metric], str(len(paired(pub, ours)[0])), rho(spearman(pub, ours)),
-                     "n/a" if same is None else "yes" if same else "no"])
-    out += [markdown_table(["Metric", "Streams with both", "Spearman ρ(published, ours)", "Same order (ties included)"],
-                      body), ""]
+        body.append(
+            [
+                labels[metric],
+                str(len(paired(pub, ours)[0])),
+                rho(spearman(pub, ours)),
+                "n/a" if same is None else "yes" if same else "no",
+            ]
+        )
+    out += [
+        markdown_table(
+            ["Metric", "Streams with both", "Spearman ρ(published, ours)", "Same order (ties included)"], body
+        ),
+        "",
+    ]
     for metric in PUBLISHED_METRICS:
-        out += [f"## {labels[metric]}", "",
-                markdown_table(["Paper row", "Stream", "Published", "Ours", "Ours − published"],
-                          [[r["paper_row"], r["stream"], fmt(r["published"], ".2f"), fmt(r["ours"], ".2f"),
-                            fmt(r["difference"], "+.2f")] for r in rows if r["metric"] == metric]), ""]
+        out += [
+            f"## {labels[metric]}",
+            "",
+            markdown_table(
+                ["Paper row", "Stream", "Published", "Ours", "Ours − published"],
+                [
+                    [
+                        r["paper_row"],
+                        r["stream"],
+                        fmt(r["published"], ".2f"),
+                        fmt(r["ours"], ".2f"),
+                        fmt(r["difference"], "+.2f"),
+                    ]
+                    for r in rows
+                    if r["metric"] == metric
+                ],
+            ),
+            "",
+        ]
     return "\n".join(out)
 
 
-def write_tables(stream_rows: list[dict], run_rows: list[dict], base_rows: list[dict], defaults: dict,
-                 primary_reward: str, streams_csv, table1, mechanism, published: dict | None = None,
-                 published_comparison_md=None) -> None:
+def write_tables(
+    stream_rows: list[dict],
+    run_rows: list[dict],
+    base_rows: list[dict],
+    defaults: dict,
+    primary_reward: str,
+    streams_csv,
+    table1,
+    mechanism,
+    published: dict | None = None,
+    published_comparison_md=None,
+) -> None:
     """Write streams.csv, table1.md, mechanism.md and (with ``published``) the comparison."""
-    from scripts.infrastructure.records import write_text
-
     frame = streams_frame(stream_rows, run_rows, base_rows)
     write_text(streams_csv, frame.write_csv())
     write_text(table1, table1_markdown(stream_rows, run_rows, base_rows, defaults, primary_reward))
     write_text(mechanism, mechanism_markdown(stream_rows, run_rows, base_rows, defaults))
     if published is not None:
-        write_text(published_comparison_md,
-                   published_markdown(published, stream_rows, run_rows, base_rows, defaults, primary_reward))
+        write_text(
+            published_comparison_md,
+            published_markdown(published, stream_rows, run_rows, base_rows, defaults, primary_reward),
+        )

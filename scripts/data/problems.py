@@ -90,8 +90,15 @@ def normalise(name: str, spec: dict, rows: list[dict]) -> list[dict]:
         if not problem or answer is None or str(answer).strip() == "":
             dropped += 1  # e.g. a NuminaMath solution without a boxed answer
             continue
-        out.append({"id": f"{name}-{i:06d}", "problem": str(problem), "answer": str(answer).strip(),
-                    "reference_solution": solution, "source": spec["path"]})
+        out.append(
+            {
+                "id": f"{name}-{i:06d}",
+                "problem": str(problem),
+                "answer": str(answer).strip(),
+                "reference_solution": solution,
+                "source": spec["path"],
+            }
+        )
     print(f"{name}: kept {len(out)} rows, dropped {dropped} without a problem or an answer")
     if not out:
         raise StageError(f"{name}: no usable rows in {spec['path']}")

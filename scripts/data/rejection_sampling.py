@@ -20,5 +20,8 @@ def select(problems: list[dict], traces: list[dict], verdicts: list[Verdict]) ->
     for t, v in zip(traces, verdicts):
         if v.correct and t["id"] not in first:
             first[t["id"]] = t
-    return [{**p, "trace": first[p["id"]]["trace"], "sample": first[p["id"]]["sample"]}
-            for p in problems if p["id"] in first]
+    return [
+        {**p, "trace": first[p["id"]]["trace"], "sample": first[p["id"]]["sample"]}
+        for p in problems
+        if p["id"] in first
+    ]

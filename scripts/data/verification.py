@@ -7,7 +7,6 @@ outer deadline per item: a worker that overruns is killed, the item is recorded 
 ``timeout`` (counted as wrong) and the pool is rebuilt for the remaining items.
 """
 
-
 import multiprocessing as mp
 from dataclasses import dataclass
 
@@ -56,8 +55,9 @@ def _check_item(args):
     return _check(*args)
 
 
-def verify_answers(items: list[tuple[str, str]], timeout_s: int = 3, workers: int = 2,
-                   desc: str = "verifying") -> list[Verdict]:
+def verify_answers(
+    items: list[tuple[str, str]], timeout_s: int = 3, workers: int = 2, desc: str = "verifying"
+) -> list[Verdict]:
     """Check each (gold answer, completion) pair; order is preserved.
 
     ``timeout_s`` bounds math-verify inside the worker; a worker still busy after
@@ -81,7 +81,7 @@ def verify_answers(items: list[tuple[str, str]], timeout_s: int = 3, workers: in
                     verdicts[i] = Verdict(False, "timeout")
                     bar.update()
                     # The hung worker is killed with the pool; unfinished items go round again.
-                    todo = [j for j, r in pending[n + 1:] if not _harvest(r, verdicts, j, bar)]
+                    todo = [j for j, r in pending[n + 1 :] if not _harvest(r, verdicts, j, bar)]
                     pool.terminate()
                     break
     bar.close()

@@ -63,8 +63,10 @@ def restore(archive: str | os.PathLike, rel: str, dest: str | os.PathLike, sums:
         raise StageError(f"archived artifact {src} is missing")
     got = sha256(src)
     if got != sums[rel]:
-        raise StageError(f"archived artifact {src} is corrupted (sha256 {got[:12]}..., the archive "
-                         f"recorded {sums[rel][:12]}...): it was changed or truncated; not using it")
+        raise StageError(
+            f"archived artifact {src} is corrupted (sha256 {got[:12]}..., the archive "
+            f"recorded {sums[rel][:12]}...): it was changed or truncated; not using it"
+        )
     Path(dest).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(f"{dest}.partial")
     shutil.copyfile(src, tmp)
@@ -85,4 +87,3 @@ def replayed(snakemake, results: str = "results", folders: tuple[str, ...] = ())
         restore(archive, rel, Path(results) / rel, sums)
     print(f"restored {len(wanted)} files from the frozen archive {archive}")
     return True
-

@@ -34,10 +34,16 @@ def resolved_student(name: str, spec: dict, student_json: str) -> dict:
 
 def problem_sets(config: dict, files: dict[str, str]) -> dict:
     specs = {"pool": config["problems"]["pool"], **config["problems"]["benchmarks"]}
-    return {name: {"source": specs[name]["source"], "path": specs[name]["path"],
-                   "revision": specs[name]["revision"], "rows_sha256": sha256(f),
-                   "rows": sum(1 for line in open(f) if line.strip())}
-            for name, f in files.items()}
+    return {
+        name: {
+            "source": specs[name]["source"],
+            "path": specs[name]["path"],
+            "revision": specs[name]["revision"],
+            "rows_sha256": sha256(f),
+            "rows": sum(1 for line in open(f) if line.strip()),
+        }
+        for name, f in files.items()
+    }
 
 
 def seeds(config, prefix="") -> dict:
@@ -54,12 +60,16 @@ def seeds(config, prefix="") -> dict:
 
 def artifacts(results: str, skip: tuple[str, ...]) -> dict[str, str]:
     root = Path(results)
-    return {f.relative_to(root).as_posix(): sha256(f) for f in sorted(root.rglob("*"))
-            if f.is_file() and not any(f.relative_to(root).as_posix().startswith(s) for s in skip)}
+    return {
+        f.relative_to(root).as_posix(): sha256(f)
+        for f in sorted(root.rglob("*"))
+        if f.is_file() and not any(f.relative_to(root).as_posix().startswith(s) for s in skip)
+    }
 
 
-def build(config: dict, repo: str, students: dict[str, str], problem_files: dict[str, str],
-          results: str = "results") -> dict:
+def build(
+    config: dict, repo: str, students: dict[str, str], problem_files: dict[str, str], results: str = "results"
+) -> dict:
     return {
         "git": git_state(repo),
         "config": config,
@@ -72,4 +82,3 @@ def build(config: dict, repo: str, students: dict[str, str], problem_files: dict
         "rewards": config["rewards"],
         "artifacts": artifacts(results, skip=("logs/", "report/manifest.json", "frozen/")),
     }
-

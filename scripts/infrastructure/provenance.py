@@ -40,7 +40,7 @@ def module_path(name: str, root: Path = ROOT) -> Path | None:
     return None
 
 
-def _imported_names(nodes: Iterable[ast.AST]) -> set[str]:
+def imported_names(nodes: Iterable[ast.AST]) -> set[str]:
     names = set()
     for node in nodes:
         if isinstance(node, ast.Import):
@@ -63,7 +63,7 @@ def _module_level(tree: ast.Module) -> list[ast.AST]:
     return out
 
 
-def _project_modules(names: set[str], root: Path) -> set[Path]:
+def project_modules(names: set[str], root: Path) -> set[Path]:
     found = set()
     for name in names:
         path = module_path(name, root)
@@ -86,7 +86,7 @@ def direct_imports(path: Path, lazy: bool = False, root: Path = ROOT) -> set[Pat
     """Project modules a file imports: at module level, or anywhere with ``lazy``."""
     tree = _tree(path)
     nodes = ast.walk(tree) if lazy else _module_level(tree)
-    return _project_modules(_imported_names(nodes), root) - {path}
+    return project_modules(imported_names(nodes), root) - {path}
 
 
 @cache
@@ -119,7 +119,7 @@ def behaviour(path: Path) -> str:
 def loader_modules(loader: Callable, root: Path = ROOT) -> set[Path]:
     """The project modules a registry loader imports in its body."""
     source = textwrap.dedent(inspect.getsource(loader))
-    return _project_modules(_imported_names(ast.walk(ast.parse(source))), root)
+    return project_modules(imported_names(ast.walk(ast.parse(source))), root)
 
 
 def code_version(stage: str | Path, implementations: Iterable[Callable] = (), root: Path = ROOT) -> str:

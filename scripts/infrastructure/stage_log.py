@@ -1,7 +1,6 @@
 """What every stage script shares when Snakemake runs it: a log file per job, offline hubs,
 and one clear line on the console naming the cause when the stage fails."""
 
-
 import contextlib
 import os
 import sys

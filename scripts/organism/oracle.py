@@ -30,9 +30,18 @@ class BuiltinOracle:
         return [self._one(task, it) for it in items]
 
     def usage(self) -> dict:
-        return {"backend": "builtin", "items": self.items, "cached": 0, "requests_sent": 0, "retries": 0,
-                "failed": 0, "failed_reasons": {}, "prompt_tokens": 0, "completion_tokens": 0,
-                "estimated_cost": 0.0}
+        return {
+            "backend": "builtin",
+            "items": self.items,
+            "cached": 0,
+            "requests_sent": 0,
+            "retries": 0,
+            "failed": 0,
+            "failed_reasons": {},
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "estimated_cost": 0.0,
+        }
 
     def _one(self, task: str, item: dict) -> OracleOutput:
         if not item.get("graph"):

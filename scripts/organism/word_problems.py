@@ -13,7 +13,6 @@ The same graph lets the built-in oracle repair wrong steps and the built-in rewa
 stated step, so nothing here guesses: each claim about a trace is checked against the graph.
 """
 
-
 import ast
 import operator
 import random
@@ -25,10 +24,12 @@ PRONOUN = {"Mia": "she", "Ana": "she", "Sara": "she", "Ivy": "she", "Zoe": "she"
 ITEMS = ["apples", "marbles", "coins", "stickers", "books", "cards", "shells", "pencils"]
 
 # Verb phrases per operation: (problem text, native solution text).
-ADD_VERBS = [("finds {x} more", "finds {x} more"), ("buys {x} more", "buys {x} more"),
-             ("gets {x} more", "gets {x} more")]
-SUB_VERBS = [("gives away {x}", "gives away {x}"), ("loses {x}", "loses {x}"),
-             ("sells {x}", "sells {x}")]
+ADD_VERBS = [
+    ("finds {x} more", "finds {x} more"),
+    ("buys {x} more", "buys {x} more"),
+    ("gets {x} more", "gets {x} more"),
+]
+SUB_VERBS = [("gives away {x}", "gives away {x}"), ("loses {x}", "loses {x}"), ("sells {x}", "sells {x}")]
 MUL_VERBS = {2: ("doubles the {item}", "doubles them"), 3: ("triples the {item}", "triples them")}
 NATIVE_OPENERS = ["Then", "Next", "Now"]
 OP_SYMBOL = {"add": "+", "sub": "-", "mul": "*"}
@@ -61,8 +62,12 @@ class Graph:
         return self.values[-1]
 
     def to_json(self) -> dict:
-        return {"name": self.name, "item": self.item, "start": self.start,
-                "steps": [[s.op, s.x, s.verb] for s in self.steps]}
+        return {
+            "name": self.name,
+            "item": self.item,
+            "start": self.start,
+            "steps": [[s.op, s.x, s.verb] for s in self.steps],
+        }
 
     @staticmethod
     def from_json(d: dict) -> "Graph":
@@ -79,8 +84,11 @@ def sample_graph(rng: random.Random, n_steps: int, max_value: int) -> Graph:
     value = rng.randint(2, max(3, max_value // 4))
     start, steps = value, []
     for _ in range(n_steps):
-        choices = (["add"] if value + 2 <= max_value else []) + (["sub"] if value >= 3 else []) \
+        choices = (
+            (["add"] if value + 2 <= max_value else [])
+            + (["sub"] if value >= 3 else [])
             + (["mul"] if value * 2 <= max_value else [])
+        )
         op = rng.choice(choices)
         if op == "add":
             x, verb = rng.randint(2, min(20, max_value - value)), rng.randrange(len(ADD_VERBS))
@@ -121,8 +129,7 @@ def _native_phrase(s: Step) -> str:
     return MUL_VERBS[s.x][1]
 
 
-def native_solution(g: Graph, rng: random.Random | None = None, slip: float = 0.0,
-                    carried_error: float = 0.0) -> str:
+def native_solution(g: Graph, rng: random.Random | None = None, slip: float = 0.0, carried_error: float = 0.0) -> str:
     """The student's style. With ``rng``, imperfections like a small model's:
     a *slip* states a wrong result that the next step ignores (flawed step, right answer);
     a *carried error* states a wrong result and carries it on (wrong final answer)."""
@@ -152,10 +159,12 @@ def _wrong(rng: random.Random, right: int) -> int:
 def oracle_notation(native: str) -> str:
     """The Oracle's rendering of a native trace: same sentences and order, but LaTeX inline
     math with compact operators, ``\\times`` and blank lines between steps."""
+
     def latex(m: re.Match) -> str:
         a, op, x, r = m.groups()
         op = "\\times " if op == "*" else op
         return f"\\({a}{op}{x}={r}\\)"
+
     out = NATIVE_EQUATION.sub(latex, native)
     out = re.sub(r"starts with (\d+)", r"starts with \\(\1\\)", out)
     out = re.sub(r"\\boxed\{(\d+)\}", r"\\(\\boxed{\1}\\)", out)
@@ -169,7 +178,7 @@ def oracle_synthesis(g: Graph) -> str:
     steps = list(g.steps)
     for i in range(0, len(steps), 2):
         expr, v = str(value), value
-        for s in steps[i:i + 2]:
+        for s in steps[i : i + 2]:
             if s.op == "mul":
                 expr = f"({expr})\\times {s.x}" if ("+" in expr or "-" in expr) else f"{expr}\\times {s.x}"
             else:
@@ -203,8 +212,16 @@ def problem_set(name: str, spec: dict) -> list[dict]:
         if text in seen:
             continue
         seen.add(text)
-        out.append({"id": f"{name}-{len(out):05d}", "problem": text, "answer": str(g.answer),
-                    "reference_solution": reference_solution(g), "source": "generator", "graph": g.to_json()})
+        out.append(
+            {
+                "id": f"{name}-{len(out):05d}",
+                "problem": text,
+                "answer": str(g.answer),
+                "reference_solution": reference_solution(g),
+                "source": "generator",
+                "graph": g.to_json(),
+            }
+        )
     return out
 
 
@@ -216,8 +233,16 @@ _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
 
 
 def _normalise(text: str) -> str:
-    for a, b in (("\\(", " "), ("\\)", " "), ("\\[", " "), ("\\]", " "), ("$", " "),
-                 ("\\times", "*"), ("\\cdot", "*"), ("×", "*")):
+    for a, b in (
+        ("\\(", " "),
+        ("\\)", " "),
+        ("\\[", " "),
+        ("\\]", " "),
+        ("$", " "),
+        ("\\times", "*"),
+        ("\\cdot", "*"),
+        ("×", "*"),
+    ):
         text = text.replace(a, b)
     return text
 
@@ -234,6 +259,7 @@ def _evaluate(expr: str) -> int | None:
         if isinstance(n, ast.BinOp) and type(n.op) in _OPS:
             return _OPS[type(n.op)](ev(n.left), ev(n.right))
         raise ValueError
+
     try:
         return ev(node)
     except (ValueError, RecursionError):
@@ -277,7 +303,7 @@ def repair_native(trace: str, g: Graph) -> tuple[str, int]:
         pieces, last = [], 0
         for k, want in enumerate(wanted, start=1):
             if m.group(k) != str(want):
-                pieces.append(line[last:m.start(k)] + str(want))
+                pieces.append(line[last : m.start(k)] + str(want))
                 last = m.end(k)
                 edits += 1
         return "".join(pieces) + line[last:]

@@ -25,14 +25,19 @@ def main(snakemake) -> None:
         traces = scorer.score(prompts, [r["trace"] for r in stream])
         seconds = time.perf_counter() - start
         write_jsonl(snakemake.output.per_trace, per_trace(stream, traces, p.low_prob_threshold, p.rank_clip))
-        np.savez_compressed(snakemake.output.tokens, trace_ids=np.array([r["id"] for r in stream], dtype=np.str_),
-                            **token_data(traces, scorer.tokenizer))
+        np.savez_compressed(
+            snakemake.output.tokens,
+            trace_ids=np.array([r["id"] for r in stream], dtype=np.str_),
+            **token_data(traces, scorer.tokenizer),
+        )
         summary = stream_summary(snakemake.wildcards.stream, traces, p.low_prob_threshold, p.rank_clip)
         write_json(snakemake.output.summary, summary)
         print(summary)
         tokens = sum(len(t.ids) for t in traces)
-        print(f"throughput: {tokens / seconds:.1f} completion tokens/s ({tokens} tokens of {len(traces)} traces in "
-              f"{seconds:.2f} s, batch size {p.batch_size})")
+        print(
+            f"throughput: {tokens / seconds:.1f} completion tokens/s ({tokens} tokens of {len(traces)} traces in "
+            f"{seconds:.2f} s, batch size {p.batch_size})"
+        )
 
 
 if __name__ == "__main__":

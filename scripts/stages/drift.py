@@ -11,10 +11,16 @@ def main(snakemake) -> None:
     with logged(snakemake.log[0], snakemake.threads):
         p = snakemake.params
         if p.reference_stream not in p.streams:
-            raise StageError(f"adaptation_cost.drift.reference_stream: {p.reference_stream!r} is not a stream of this "
-                             f"run (streams: {list(p.streams)})")
-        streams = {name: load_stream(s, t, z) for name, s, t, z in
-                   zip(p.streams, snakemake.input.summaries, snakemake.input.per_trace, snakemake.input.tokens)}
+            raise StageError(
+                f"adaptation_cost.drift.reference_stream: {p.reference_stream!r} is not a stream of this "
+                f"run (streams: {list(p.streams)})"
+            )
+        streams = {
+            name: load_stream(s, t, z)
+            for name, s, t, z in zip(
+                p.streams, snakemake.input.summaries, snakemake.input.per_trace, snakemake.input.tokens
+            )
+        }
         analyse(streams, p.reference_stream, p.top_tokens, str(Path(snakemake.output.drift).parent))
         print(f"drift analyses of {len(streams)} streams against {p.reference_stream} written")
 

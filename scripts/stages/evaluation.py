@@ -24,9 +24,15 @@ def main(snakemake) -> None:
         benchmarks = {name: read_jsonl(path) for name, path in zip(p.benchmarks, snakemake.input.benchmarks)}
         scores, samples = evaluate(gen, student, benchmarks, p.spec, snakemake.threads)
         write_jsonl(snakemake.output.samples, samples)
-        write_json(snakemake.output.scores, {
-            "benchmarks": scores, "k": p.spec["k"], "temperature": p.spec["temperature"],
-            "avg_at_k": float(np.mean([s["avg_at_k"] for s in scores.values()]))})
+        write_json(
+            snakemake.output.scores,
+            {
+                "benchmarks": scores,
+                "k": p.spec["k"],
+                "temperature": p.spec["temperature"],
+                "avg_at_k": float(np.mean([s["avg_at_k"] for s in scores.values()])),
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -19,20 +19,41 @@ def main(snakemake) -> None:
         student = read_json(snakemake.input.student)
         model, tokenizer = load_student(student, seed=seed)
         template = student["prompt_template"]
-        examples = [{"prompt": template.format(problem=r["problem"]), "completion": r["trace"]}
-                    for r in read_jsonl(snakemake.input.stream)]
+        examples = [
+            {"prompt": template.format(problem=r["problem"]), "completion": r["trace"]}
+            for r in read_jsonl(snakemake.input.stream)
+        ]
         # A chat-templated student ends its turn with its first stop token (e.g. <|im_end|>).
         eos = (student.get("stop_tokens") or [None])[0]
         with tempfile.TemporaryDirectory() as scratch:  # trainer state; only the model is kept
-            model, curve = fit(model, tokenizer, examples, hp, w.objective, scratch, seed, eos,
-                               lora=p.lora if p.method == "lora" else None)
+            model, curve = fit(
+                model,
+                tokenizer,
+                examples,
+                hp,
+                w.objective,
+                scratch,
+                seed,
+                eos,
+                lora=p.lora if p.method == "lora" else None,
+            )
         out = Path(snakemake.output.checkpoint)
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
         write_csv(snakemake.output.curve, curve, ["step", "loss", "lr"])
-        write_json(snakemake.output.summary, {
-            "method": p.method, "objective": w.objective, "seed": seed, **hp, "n_examples": len(examples),
-            "steps": len(curve), "final_loss": curve[-1]["loss"] if curve else None, "base": student["path"]})
+        write_json(
+            snakemake.output.summary,
+            {
+                "method": p.method,
+                "objective": w.objective,
+                "seed": seed,
+                **hp,
+                "n_examples": len(examples),
+                "steps": len(curve),
+                "final_loss": curve[-1]["loss"] if curve else None,
+                "base": student["path"],
+            },
+        )
 
 
 if __name__ == "__main__":

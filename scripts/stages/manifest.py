@@ -9,8 +9,12 @@ from scripts.infrastructure.stage_log import logged
 def main(snakemake) -> None:
     with logged(snakemake.log[0], snakemake.threads):
         p = snakemake.params
-        manifest = build(p.config, str(ROOT), dict(zip(p.students, snakemake.input.students)),
-                         dict(zip(p.problem_sets, snakemake.input.problems)))
+        manifest = build(
+            p.config,
+            str(ROOT),
+            dict(zip(p.students, snakemake.input.students)),
+            dict(zip(p.problem_sets, snakemake.input.problems)),
+        )
         write_json(snakemake.output[0], manifest)
         print(f"manifest: {len(manifest['artifacts'])} artifacts, config {manifest['config_sha256'][:12]}")
 

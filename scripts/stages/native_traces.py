@@ -16,11 +16,21 @@ def main(snakemake) -> None:
         student, problems = read_json(snakemake.input.student), read_jsonl(snakemake.input.pool)
         gen = generator(spec["backend"], student, batch_size=spec["batch_size"], vllm=snakemake.params.vllm)
         prompts = [student["prompt_template"].format(problem=p["problem"]) for p in problems]
-        samples = gen.sample(prompts, spec["n"], spec["temperature"], spec["max_new_tokens"], spec["seed"],
-                             desc="native traces")
-        traces = [{"id": p["id"], "sample": j, "trace": s.text, "finish_reason": s.finish_reason,
-                   "prompt_tokens": s.prompt_tokens, "completion_tokens": s.completion_tokens}
-                  for p, row in zip(problems, samples) for j, s in enumerate(row)]
+        samples = gen.sample(
+            prompts, spec["n"], spec["temperature"], spec["max_new_tokens"], spec["seed"], desc="native traces"
+        )
+        traces = [
+            {
+                "id": p["id"],
+                "sample": j,
+                "trace": s.text,
+                "finish_reason": s.finish_reason,
+                "prompt_tokens": s.prompt_tokens,
+                "completion_tokens": s.completion_tokens,
+            }
+            for p, row in zip(problems, samples)
+            for j, s in enumerate(row)
+        ]
         write_jsonl(snakemake.output[0], traces)
         print(f"{len(traces)} native traces, {sum(t['finish_reason'] == 'stop' for t in traces)} finished")
 

@@ -11,16 +11,53 @@ def main(snakemake) -> None:
         p, o = snakemake.params, snakemake.output
         streams = stream_facts(p.streams, p.stream_specs, p.primary_reward)
         settings = analyse(p.runs, streams, p.rounds, p.seed)
-        checks = {st: fidelity(f["base_sampled"], f["base_greedy"], f["streams"], f["solvable"], streams[st],
-                               p.timeout_s, snakemake.threads) for st, f in p.fidelity.items()}
+        checks = {
+            st: fidelity(
+                f["base_sampled"],
+                f["base_greedy"],
+                f["streams"],
+                f["solvable"],
+                streams[st],
+                p.timeout_s,
+                snakemake.threads,
+            )
+            for st, f in p.fidelity.items()
+        }
         write_text(o.markdown, markdown(settings, streams, checks, f"Avg@{p.k}", p.rounds))
         fig = budget_figure(settings, list(dict.fromkeys(s["stream"] for s in p.runs)))
         fig.savefig(o.figure, dpi=120)
         fig.clf()
-        write_csv(o.table, [[s["student"], s["objective"], s["lr"], s["batch_size"], s["epochs"], len(s["seeds"]),
-                             name, c["value"], c["low"], c["high"]] for s in settings for name, c in s["utility"].items()],
-                  ["student", "objective", "lr", "batch_size", "epochs", "seeds", "stream", "utility", "utility_low",
-                   "utility_high"])
+        write_csv(
+            o.table,
+            [
+                [
+                    s["student"],
+                    s["objective"],
+                    s["lr"],
+                    s["batch_size"],
+                    s["epochs"],
+                    len(s["seeds"]),
+                    name,
+                    c["value"],
+                    c["low"],
+                    c["high"],
+                ]
+                for s in settings
+                for name, c in s["utility"].items()
+            ],
+            [
+                "student",
+                "objective",
+                "lr",
+                "batch_size",
+                "epochs",
+                "seeds",
+                "stream",
+                "utility",
+                "utility_low",
+                "utility_high",
+            ],
+        )
         print(f"{len(settings)} settings analysed")
 
 

@@ -13,18 +13,35 @@ def main(snakemake) -> None:
         p = snakemake.params.spec
         problems, traces = read_jsonl(snakemake.input.pool), read_jsonl(snakemake.input.traces)
         verdicts = judge(problems, traces, p["timeout_s"], snakemake.threads)
-        write_jsonl(snakemake.output.verdicts, [{"id": t["id"], "sample": t["sample"], "correct": v.correct,
-                                                  "reason": v.reason, "extracted": v.extracted}
-                                                 for t, v in zip(traces, verdicts)])
+        write_jsonl(
+            snakemake.output.verdicts,
+            [
+                {
+                    "id": t["id"],
+                    "sample": t["sample"],
+                    "correct": v.correct,
+                    "reason": v.reason,
+                    "extracted": v.extracted,
+                }
+                for t, v in zip(traces, verdicts)
+            ],
+        )
         solvable = select(problems, traces, verdicts)
         if not solvable:
             raise StageError("rejection sampling kept no problem: the student solved none of the pool")
         write_jsonl(snakemake.output.solvable, solvable)
         reasons = Counter(v.reason for v in verdicts)
-        write_json(snakemake.output.summary, {
-            "pool": len(problems), "traces": len(traces), "solvable": len(solvable),
-            "solvable_fraction": len(solvable) / len(problems),
-            "sample_accuracy": reasons["correct"] / max(1, len(traces)), "reasons": dict(reasons)})
+        write_json(
+            snakemake.output.summary,
+            {
+                "pool": len(problems),
+                "traces": len(traces),
+                "solvable": len(solvable),
+                "solvable_fraction": len(solvable) / len(problems),
+                "sample_accuracy": reasons["correct"] / max(1, len(traces)),
+                "reasons": dict(reasons),
+            },
+        )
         print(f"solvable: {len(solvable)} of {len(problems)} problems; verdicts {dict(reasons)}")
 
 

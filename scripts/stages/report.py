@@ -17,8 +17,18 @@ def main(snakemake) -> None:
         defaults = {"lr": float(d["lr"]), "batch_size": int(d["batch_size"]), "epochs": float(d["epochs"])}
         if run_rows and not at_defaults(run_rows, defaults):
             print(f"warning: no run at the Table 1 setting {setting_label(defaults)}")
-        write_tables(stream_rows, run_rows, base_rows, defaults, p.primary_reward, o.streams_csv, o.table1,
-                     o.mechanism, p.published, dict(o.items()).get("published_comparison"))
+        write_tables(
+            stream_rows,
+            run_rows,
+            base_rows,
+            defaults,
+            p.primary_reward,
+            o.streams_csv,
+            o.table1,
+            o.mechanism,
+            p.published,
+            dict(o.items()).get("published_comparison"),
+        )
         for path in plot_figures(stream_rows, run_rows, base_rows, defaults, o.figures, p.primary_reward):
             print(f"wrote {path}")
 

@@ -26,17 +26,26 @@ def main(snakemake) -> None:
         rm = reward_model(spec, name)
         scores = rm.score(items)
         details = getattr(rm, "details", None) or [{} for _ in scores]
-        write_jsonl(snakemake.output.scores, [{**d, "id": r["id"], "reward": _finite_or_none(s)}
-                                              for r, s, d in zip(stream, scores, details)])
+        write_jsonl(
+            snakemake.output.scores,
+            [{**d, "id": r["id"], "reward": _finite_or_none(s)} for r, s, d in zip(stream, scores, details)],
+        )
         info = dict(getattr(rm, "info", {}))
         timing = {k: info.pop(k) for k in ("seconds", "tokens_per_s") if k in info}  # varies run to run
-        summary = {"stream": snakemake.wildcards.stream, "reward_model": name, "backend": spec["backend"], **info,
-                   **mean_ci95(scores)}
+        summary = {
+            "stream": snakemake.wildcards.stream,
+            "reward_model": name,
+            "backend": spec["backend"],
+            **info,
+            **mean_ci95(scores),
+        }
         write_json(snakemake.output.summary, summary)
         print(summary)
         if timing:
-            print(f"throughput: {timing['tokens_per_s']:.1f} tokens/s ({info['tokens']} tokens in "
-                  f"{timing['seconds']:.2f} s, batch size {spec['batch_size']})")
+            print(
+                f"throughput: {timing['tokens_per_s']:.1f} tokens/s ({info['tokens']} tokens in "
+                f"{timing['seconds']:.2f} s, batch size {spec['batch_size']})"
+            )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ def main(snakemake) -> None:
             return
         p = snakemake.params
         name = snakemake.wildcards.stream
-        kept, rejected, usage = build_stream(name, p.spec, read_jsonl(snakemake.input.solvable), p.oracle,
-                                             p.timeout_s, snakemake.threads, p.oracle_cache)
+        kept, rejected, usage = build_stream(
+            name, p.spec, read_jsonl(snakemake.input.solvable), p.oracle, p.timeout_s, snakemake.threads, p.oracle_cache
+        )
         if usage:
             print(f"oracle: {usage}")
         if not kept:

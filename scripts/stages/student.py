@@ -16,8 +16,13 @@ def main(snakemake) -> None:
         if replayed(snakemake, folders=(str(folder),)):
             return
         p = snakemake.params.spec
-        record = {"name": snakemake.wildcards.student, "prompt_template": p["prompt_template"],
-                  "stop_tokens": p["stop_tokens"], "revision": p["revision"], "path": p["model"]}
+        record = {
+            "name": snakemake.wildcards.student,
+            "prompt_template": p["prompt_template"],
+            "stop_tokens": p["stop_tokens"],
+            "revision": p["revision"],
+            "path": p["model"],
+        }
         if student_source(p) == "builtin":
             build = STUDENT_BUILDERS.load("builtin")
             curve = build(p["builtin"], p["prompt_template"], str(folder / "model"), p["seed"])

@@ -29,12 +29,26 @@ def accumulation_steps(batch_size: int, micro_batch_size: int, world_size: int =
 def lora_config(lora: dict):
     from peft import LoraConfig
 
-    return LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                      target_modules=lora["target_modules"], task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=lora["r"],
+        lora_alpha=lora["alpha"],
+        lora_dropout=lora["dropout"],
+        target_modules=lora["target_modules"],
+        task_type="CAUSAL_LM",
+    )
 
 
-def sft_trainer(model, tokenizer, examples: list[dict], hp: dict, objective: str, output_dir: str, seed: int,
-                eos_token: str | None = None, lora: dict | None = None):
+def sft_trainer(
+    model,
+    tokenizer,
+    examples: list[dict],
+    hp: dict,
+    objective: str,
+    output_dir: str,
+    seed: int,
+    eos_token: str | None = None,
+    lora: dict | None = None,
+):
     """TRL's SFTTrainer for prompt/completion ``examples``: loss on completion tokens only, each
     completion ending with ``eos_token`` (default: the tokenizer's EOS), so the student learns to
     stop there; with ``lora`` (the config's ``training.lora``) only a LoRA adapter trains."""
@@ -77,16 +91,33 @@ def sft_trainer(model, tokenizer, examples: list[dict], hp: dict, objective: str
     # TRL makes eos_token the tokenizer's EOS: a copy keeps the student's own tokenizer (saved
     # with the checkpoint) unchanged, so generation stops at its EOS and its stop tokens alike.
     processing = copy.deepcopy(tokenizer) if eos_token else tokenizer
-    return SFTTrainer(model=model, args=args, train_dataset=data, processing_class=processing,
-                      peft_config=lora_config(lora) if lora else None)
+    return SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        processing_class=processing,
+        peft_config=lora_config(lora) if lora else None,
+    )
 
 
-def fit(model, tokenizer, examples: list[dict], hp: dict, objective: str, output_dir: str, seed: int,
-        eos_token: str | None = None, lora: dict | None = None):
+def fit(
+    model,
+    tokenizer,
+    examples: list[dict],
+    hp: dict,
+    objective: str,
+    output_dir: str,
+    seed: int,
+    eos_token: str | None = None,
+    lora: dict | None = None,
+):
     """Train (see ``sft_trainer``); returns the trained model (with LoRA: the adapter-wrapped
     model) and the loss curve, one ``{step, loss, lr}`` per optimiser step."""
     trainer = sft_trainer(model, tokenizer, examples, hp, objective, output_dir, seed, eos_token, lora)
     trainer.train()
-    curve = [{"step": h["step"], "loss": h["loss"], "lr": h.get("learning_rate", math.nan)}
-             for h in trainer.state.log_history if "loss" in h]
+    curve = [
+        {"step": h["step"], "loss": h["loss"], "lr": h.get("learning_rate", math.nan)}
+        for h in trainer.state.log_history
+        if "loss" in h
+    ]
     return trainer.model, curve

@@ -39,7 +39,14 @@ def _vllm():
     return VLLMBackend
 
 
-def generator(name: str, student: dict, adapter: str | None = None, batch_size: int = 64,
-              vllm: dict | None = None, gpu_dtype: str = "bfloat16"):
-    return GENERATORS.load(name, "backend")(student, adapter=adapter, batch_size=batch_size, vllm=vllm,
-                                           gpu_dtype=gpu_dtype)
+def generator(
+    name: str,
+    student: dict,
+    adapter: str | None = None,
+    batch_size: int = 64,
+    vllm: dict | None = None,
+    gpu_dtype: str = "bfloat16",
+):
+    return GENERATORS.load(name, "backend")(
+        student, adapter=adapter, batch_size=batch_size, vllm=vllm, gpu_dtype=gpu_dtype
+    )

@@ -32,14 +32,17 @@ def stop_token_ids(tokenizer, student: dict) -> list[int]:
     for token in student.get("stop_tokens") or []:
         tid = tokenizer.convert_tokens_to_ids(token)
         if tid is None or tid == tokenizer.unk_token_id:
-            raise StageError(f"stop token {token!r} of student {student.get('name')!r} is not one token "
-                             f"of its tokenizer ({student['path']})")
+            raise StageError(
+                f"stop token {token!r} of student {student.get('name')!r} is not one token "
+                f"of its tokenizer ({student['path']})"
+            )
         ids.append(tid)
     return list(dict.fromkeys(ids))
 
 
-def encode_completions(tokenizer, prompts: list[str], completions: list[str],
-                       context: int | None = None) -> list[tuple[list[int], int, bool]]:
+def encode_completions(
+    tokenizer, prompts: list[str], completions: list[str], context: int | None = None
+) -> list[tuple[list[int], int, bool]]:
     """Each (prompt + completion token ids, index of the first completion token, truncated?).
     The completion starts where the prompt's own tokens and the whole text's tokens diverge. A
     sequence longer than the student's ``context`` is cut to ``context - 1`` tokens (the room

@@ -9,8 +9,14 @@ from scripts.backends.models import load_student, on_accelerator
 
 
 class TransformersBackend:
-    def __init__(self, student: dict, adapter: str | None = None, batch_size: int = 64, vllm: dict | None = None,
-                 gpu_dtype: str = "bfloat16"):
+    def __init__(
+        self,
+        student: dict,
+        adapter: str | None = None,
+        batch_size: int = 64,
+        vllm: dict | None = None,
+        gpu_dtype: str = "bfloat16",
+    ):
         import torch
 
         self.model, self.tokenizer = load_student(student, adapter=adapter)
@@ -19,8 +25,9 @@ class TransformersBackend:
         self.batch_size = batch_size
         self.stop = stop_token_ids(self.tokenizer, student)
 
-    def sample(self, prompts: list[str], n: int, temperature: float, max_new_tokens: int, seed: int,
-               desc: str = "sampling") -> list[list[Sample]]:
+    def sample(
+        self, prompts: list[str], n: int, temperature: float, max_new_tokens: int, seed: int, desc: str = "sampling"
+    ) -> list[list[Sample]]:
         import torch
 
         self.tokenizer.padding_side = "left"
@@ -28,19 +35,25 @@ class TransformersBackend:
         per_batch = max(1, self.batch_size // n)
         out: list[list[Sample]] = []
         for b in tqdm(range(0, len(prompts), per_batch), desc=desc, mininterval=2):
-            chunk = prompts[b:b + per_batch]
+            chunk = prompts[b : b + per_batch]
             # One generator seed per batch start: the same config gives the same samples.
             torch.manual_seed(seed * 1_000_003 + b)
             enc = self.tokenizer(chunk, return_tensors="pt", padding=True).to(self.model.device)
             with torch.inference_mode():
                 gen = self.model.generate(
-                    **enc, do_sample=not greedy, temperature=None if greedy else temperature,
-                    top_p=None, top_k=None, num_return_sequences=1 if greedy else n,
-                    max_new_tokens=max_new_tokens, eos_token_id=self.stop, pad_token_id=self.tokenizer.pad_token_id,
+                    **enc,
+                    do_sample=not greedy,
+                    temperature=None if greedy else temperature,
+                    top_p=None,
+                    top_k=None,
+                    num_return_sequences=1 if greedy else n,
+                    max_new_tokens=max_new_tokens,
+                    eos_token_id=self.stop,
+                    pad_token_id=self.tokenizer.pad_token_id,
                 )
             if greedy:  # n greedy samples are n copies of one
                 gen = gen.repeat_interleave(n, dim=0)
-            new = gen[:, enc["input_ids"].shape[1]:].cpu()
+            new = gen[:, enc["input_ids"].shape[1] :].cpu()
             prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
             for i in range(len(chunk)):
                 row = []
@@ -48,9 +61,14 @@ class TransformersBackend:
                     ids = new[i * n + j].tolist()
                     end = next((t for t, tok in enumerate(ids) if tok in self.stop), None)
                     ids = ids if end is None else ids[:end]
-                    row.append(Sample(self.tokenizer.decode(ids, skip_special_tokens=True),
-                                      "length" if end is None else "stop", prompt_lens[i],
-                                      len(ids) + (end is not None)))
+                    row.append(
+                        Sample(
+                            self.tokenizer.decode(ids, skip_special_tokens=True),
+                            "length" if end is None else "stop",
+                            prompt_lens[i],
+                            len(ids) + (end is not None),
+                        )
+                    )
                 out.append(row)
         return out
 
@@ -68,7 +86,7 @@ class TransformersBackend:
         pad = self.tokenizer.pad_token_id
         out: list = [None] * len(encoded)
         for b in tqdm(range(0, len(order), self.batch_size), desc="token NLL", mininterval=2):
-            rows = order[b:b + self.batch_size]
+            rows = order[b : b + self.batch_size]
             width = max(len(encoded[i][0]) for i in rows)
             x = torch.tensor([encoded[i][0] + [pad] * (width - len(encoded[i][0])) for i in rows])
             mask = torch.tensor([[1] * len(encoded[i][0]) + [0] * (width - len(encoded[i][0])) for i in rows])
@@ -80,8 +98,10 @@ class TransformersBackend:
                 rank = ((logits > chosen).sum(dim=-1) + 1).cpu()
             for r, i in enumerate(rows):
                 full, start, truncated = encoded[i]
-                out[i] = TraceTokens(ids=np.asarray(full[start:], dtype=np.int64),
-                                     nll=nll[r, start - 1:len(full) - 1].numpy().astype(np.float64),
-                                     rank=rank[r, start - 1:len(full) - 1].numpy().astype(np.int64),
-                                     truncated=truncated)
+                out[i] = TraceTokens(
+                    ids=np.asarray(full[start:], dtype=np.int64),
+                    nll=nll[r, start - 1 : len(full) - 1].numpy().astype(np.float64),
+                    rank=rank[r, start - 1 : len(full) - 1].numpy().astype(np.int64),
+                    truncated=truncated,
+                )
         return out

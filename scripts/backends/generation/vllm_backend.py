@@ -20,8 +20,14 @@ REPO = Path(__file__).resolve().parents[3]
 class VLLMBackend:
     """``vllm`` is the config's ``vllm`` block (dtype, memory, parallelism, interpreter)."""
 
-    def __init__(self, student: dict, adapter: str | None = None, batch_size: int = 64, vllm: dict | None = None,
-                 gpu_dtype: str = "bfloat16"):
+    def __init__(
+        self,
+        student: dict,
+        adapter: str | None = None,
+        batch_size: int = 64,
+        vllm: dict | None = None,
+        gpu_dtype: str = "bfloat16",
+    ):
         if not vllm:
             raise StageError("generation backend vllm needs the config's `vllm` block")
         self.tokenizer = load_tokenizer(student)
@@ -37,35 +43,59 @@ class VLLMBackend:
 
     def _engine(self, request: dict, work: Path, result_name: str, seed: int) -> Path:
         python = self.engine.get("python") or sys.executable
-        request = {**request, "model": self.student["path"], "revision": self.student.get("revision"),
-                   "adapter": self.adapter, "engine": self.engine, "seed": seed}
+        request = {
+            **request,
+            "model": self.student["path"],
+            "revision": self.student.get("revision"),
+            "adapter": self.adapter,
+            "engine": self.engine,
+            "seed": seed,
+        }
         (work / "request.json").write_text(json.dumps(request), encoding="utf-8")
         result = work / result_name
         out = sys.stdout if _has_fd(sys.stdout) else None  # the job's log, when there is one
         # The stage's working directory (model paths are relative to it); the project on the path.
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         try:
-            done = subprocess.run([python, "-m", vllm_engine.__name__, str(work / "request.json"), str(result)],
-                                  stdout=out, stderr=subprocess.STDOUT if out else None, env=env)
+            done = subprocess.run(
+                [python, "-m", vllm_engine.__name__, str(work / "request.json"), str(result)],
+                stdout=out,
+                stderr=subprocess.STDOUT if out else None,
+                env=env,
+            )
         except OSError as e:
-            raise StageError(f"cannot run the vLLM engine's interpreter {python!r} (config key vllm.python): {e}") from e
+            raise StageError(
+                f"cannot run the vLLM engine's interpreter {python!r} (config key vllm.python): {e}"
+            ) from e
         timing = Path(f"{result}.timing.json")  # written after the complete result
         if not timing.exists():
-            raise StageError(f"the vLLM engine ({python} -m {vllm_engine.__name__}) failed with exit code "
-                             f"{done.returncode}; its output is above in this log. Is vLLM installed for "
-                             f"that interpreter (config key vllm.python)?")
+            raise StageError(
+                f"the vLLM engine ({python} -m {vllm_engine.__name__}) failed with exit code "
+                f"{done.returncode}; its output is above in this log. Is vLLM installed for "
+                f"that interpreter (config key vllm.python)?"
+            )
         if done.returncode != 0:
-            print(f"warning: the vLLM engine exited with code {done.returncode} after writing its complete "
-                  f"result (a crash in its shutdown); the result is used", flush=True)
+            print(
+                f"warning: the vLLM engine exited with code {done.returncode} after writing its complete "
+                f"result (a crash in its shutdown); the result is used",
+                flush=True,
+            )
         self.last_timing = json.loads(timing.read_text())
         return result
 
-    def sample(self, prompts: list[str], n: int, temperature: float, max_new_tokens: int, seed: int,
-               desc: str = "sampling") -> list[list[Sample]]:
+    def sample(
+        self, prompts: list[str], n: int, temperature: float, max_new_tokens: int, seed: int, desc: str = "sampling"
+    ) -> list[list[Sample]]:
         ids = [self.tokenizer(p)["input_ids"] for p in prompts]
         print(f"{desc}: {len(prompts)} prompts x {n} through vLLM", flush=True)
-        request = {"task": "sample", "prompts": ids, "n": n, "temperature": temperature,
-                   "max_new_tokens": max_new_tokens, "stop_token_ids": self.stop}
+        request = {
+            "task": "sample",
+            "prompts": ids,
+            "n": n,
+            "temperature": temperature,
+            "max_new_tokens": max_new_tokens,
+            "stop_token_ids": self.stop,
+        }
         with self._run(request, "samples.jsonl", seed) as result, open(result, encoding="utf-8") as f:
             rows = [[Sample(**s) for s in json.loads(line)] for line in f]
         if len(rows) != len(prompts):
@@ -82,13 +112,18 @@ class VLLMBackend:
         import numpy as np
 
         encoded = encode_completions(self.tokenizer, prompts, completions, self.context_length())
-        request = {"task": "score", "sequences": [full for full, _, _ in encoded],
-                   "starts": [start for _, start, _ in encoded]}
+        request = {
+            "task": "score",
+            "sequences": [full for full, _, _ in encoded],
+            "starts": [start for _, start, _ in encoded],
+        }
         with self._run(request, "scores.npz") as result, np.load(result) as data:
             bounds = np.cumsum(data["counts"])[:-1]
             scored = list(zip(np.split(data["nll"], bounds), np.split(data["rank"], bounds)))
-        return [TraceTokens(ids=np.asarray(full[start:], dtype=np.int64), nll=nll, rank=rank, truncated=truncated)
-                for (full, start, truncated), (nll, rank) in zip(encoded, scored)]
+        return [
+            TraceTokens(ids=np.asarray(full[start:], dtype=np.int64), nll=nll, rank=rank, truncated=truncated)
+            for (full, start, truncated), (nll, rank) in zip(encoded, scored)
+        ]
 
 
 def _has_fd(stream) -> bool:

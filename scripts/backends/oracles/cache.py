@@ -12,7 +12,6 @@ every process that opens the file to be on one host (no network file system shar
 nodes): the cache lives under ``results/oracle_cache/`` on the machine that runs the oracle jobs.
 """
 
-
 import hashlib
 import json
 import sqlite3
@@ -37,11 +36,16 @@ def canonical(obj) -> str:
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def cache_key(model: str, task: str, template: str, messages: list[dict], sampling: dict,
-              item_id: str) -> str:
+def cache_key(model: str, task: str, template: str, messages: list[dict], sampling: dict, item_id: str) -> str:
     """sha256 of what determines the answer (see the module docstring)."""
-    payload = {"model": model, "task": task, "template": template, "messages": messages,
-               "sampling": sampling, "item": str(item_id)}
+    payload = {
+        "model": model,
+        "task": task,
+        "template": template,
+        "messages": messages,
+        "sampling": sampling,
+        "item": str(item_id),
+    }
     return hashlib.sha256(canonical(payload).encode("utf-8")).hexdigest()
 
 
@@ -66,16 +70,17 @@ class OracleCache:
     def get_many(self, keys: list[str]) -> dict[str, dict]:
         found = {}
         for i in range(0, len(keys), _CHUNK):
-            chunk = keys[i:i + _CHUNK]
+            chunk = keys[i : i + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            for key, response in self.db.execute(
-                    f"SELECT key, response FROM responses WHERE key IN ({marks})", chunk):
+            for key, response in self.db.execute(f"SELECT key, response FROM responses WHERE key IN ({marks})", chunk):
                 found[key] = json.loads(response)
         return found
 
     def put(self, key: str, *, item_id: str, task: str, template: str, model: str, response: dict) -> None:
-        self.db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (key, str(item_id), task, template, model, canonical(response), time.time()))
+        self.db.execute(
+            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (key, str(item_id), task, template, model, canonical(response), time.time()),
+        )
 
     def put_many(self, rows: list[tuple[str, dict, dict]]) -> None:
         """Bulk insert of (key, meta, response) in one transaction (benchmarks, imports)."""
@@ -83,8 +88,11 @@ class OracleCache:
             self.db.execute("BEGIN")
             self.db.executemany(
                 "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(k, str(m["item_id"]), m["task"], m["template"], m["model"], canonical(r), time.time())
-                 for k, m, r in rows])
+                [
+                    (k, str(m["item_id"]), m["task"], m["template"], m["model"], canonical(r), time.time())
+                    for k, m, r in rows
+                ],
+            )
 
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]

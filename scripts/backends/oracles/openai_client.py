@@ -92,11 +92,13 @@ class OpenAIOracle:
     def __init__(self, spec: dict, cache: str | None = None):
         self.spec = spec
         self.cache = OracleCache(cache)
-        self.sampling = {"temperature": _num(spec.get("temperature"), float),
-                         "top_p": _num(spec.get("top_p"), float),
-                         "max_tokens": _num(spec.get("max_tokens"), int),
-                         "seed": _num(spec.get("seed"), int),
-                         "extra": spec.get("extra") or {}}
+        self.sampling = {
+            "temperature": _num(spec.get("temperature"), float),
+            "top_p": _num(spec.get("top_p"), float),
+            "max_tokens": _num(spec.get("max_tokens"), int),
+            "seed": _num(spec.get("seed"), int),
+            "extra": spec.get("extra") or {},
+        }
         self.stats = Counter()
         self.failed_reasons = Counter()
         self._pause_until = 0.0  # a Retry-After pauses every request until then
@@ -129,16 +131,27 @@ class OpenAIOracle:
             return (p * price_in + c * price_out) / 1e6
 
         return {
-            "backend": "openai", "model": self.spec["model"], "items": s["items"], "cached": s["cached"],
-            "requests_sent": s["requests_sent"], "retries": s["requests_sent"] - s["sent_items"],
-            "finished": s["finished"], "failed": s["failed"], "failed_reasons": dict(self.failed_reasons),
+            "backend": "openai",
+            "model": self.spec["model"],
+            "items": s["items"],
+            "cached": s["cached"],
+            "requests_sent": s["requests_sent"],
+            "retries": s["requests_sent"] - s["sent_items"],
+            "finished": s["finished"],
+            "failed": s["failed"],
+            "failed_reasons": dict(self.failed_reasons),
             # every item of the output, cached ones included: what the data cost to make
-            "prompt_tokens": s["prompt_tokens"], "completion_tokens": s["completion_tokens"],
+            "prompt_tokens": s["prompt_tokens"],
+            "completion_tokens": s["completion_tokens"],
             "estimated_cost": cost(s["prompt_tokens"], s["completion_tokens"]),
             # what this run paid
-            "this_run": {"prompt_tokens": s["new_prompt_tokens"], "completion_tokens": s["new_completion_tokens"],
-                         "estimated_cost": cost(s["new_prompt_tokens"], s["new_completion_tokens"])},
-            "price_per_million_input_tokens": price_in, "price_per_million_output_tokens": price_out,
+            "this_run": {
+                "prompt_tokens": s["new_prompt_tokens"],
+                "completion_tokens": s["new_completion_tokens"],
+                "estimated_cost": cost(s["new_prompt_tokens"], s["new_completion_tokens"]),
+            },
+            "price_per_million_input_tokens": price_in,
+            "price_per_million_output_tokens": price_out,
         }
 
     # -- the run --
@@ -163,8 +176,14 @@ class OpenAIOracle:
                     if response is None:
                         failures[i] = reason
                     else:  # committed now, so a run killed later never sends it again
-                        self.cache.put(keys[i], item_id=items[i]["id"], task=task, template=template.id,
-                                       model=self.spec["model"], response=response)
+                        self.cache.put(
+                            keys[i],
+                            item_id=items[i]["id"],
+                            task=task,
+                            template=template.id,
+                            model=self.spec["model"],
+                            response=response,
+                        )
                         responses[keys[i]] = response
                     bar.update()
 
@@ -195,10 +214,16 @@ class OpenAIOracle:
         if not key:
             raise OracleError(f"the API key variable {var} is not set (oracles.<name>.api_key_env)")
         self._key = key
-        http = DefaultAsyncHttpxClient(event_hooks={"request": [self._before_request],
-                                                    "response": [self._after_response]})
-        return AsyncOpenAI(api_key=key, base_url=self.spec.get("base_url"), max_retries=self.spec["max_attempts"] - 1,
-                           timeout=float(self.spec["timeout_s"]), http_client=http)
+        http = DefaultAsyncHttpxClient(
+            event_hooks={"request": [self._before_request], "response": [self._after_response]}
+        )
+        return AsyncOpenAI(
+            api_key=key,
+            base_url=self.spec.get("base_url"),
+            max_retries=self.spec["max_attempts"] - 1,
+            timeout=float(self.spec["timeout_s"]),
+            http_client=http,
+        )
 
     async def _before_request(self, request) -> None:
         """Every attempt, the client's retries included: count it, and wait out a Retry-After."""
@@ -228,8 +253,10 @@ class OpenAIOracle:
         except Exception as e:  # noqa: BLE001 -- every failure is classified, none escapes silently
             reason = _classify(e, self._key)
             if getattr(e, "status_code", None) in FATAL_STATUS:
-                raise OracleError(f"oracle {self.spec['model']!r} at {self.spec.get('base_url') or 'the OpenAI API'}: "
-                                  f"{reason} (key from ${self.spec.get('api_key_env')})") from None
+                raise OracleError(
+                    f"oracle {self.spec['model']!r} at {self.spec.get('base_url') or 'the OpenAI API'}: "
+                    f"{reason} (key from ${self.spec.get('api_key_env')})"
+                ) from None
             n = max(1, attempts[0])
             failed = f"request failed after {n} attempt{'s' * (n > 1)}: {reason}"
             self.stats["failed"] += 1
@@ -239,15 +266,20 @@ class OpenAIOracle:
         if attempts[0] > 1:
             print(f"answered after {attempts[0]} attempts")
         record = _record(resp)
-        self.stats.update(finished=1, new_prompt_tokens=record["prompt_tokens"],
-                          new_completion_tokens=record["completion_tokens"])
+        self.stats.update(
+            finished=1, new_prompt_tokens=record["prompt_tokens"], new_completion_tokens=record["completion_tokens"]
+        )
         return record, "ok"
 
     def _request(self, messages: list[dict]) -> dict:
         s = self.sampling
         req = {"model": self.spec["model"], "messages": messages}
-        for name, value in (("temperature", s["temperature"]), ("top_p", s["top_p"]),
-                            ("max_completion_tokens", s["max_tokens"]), ("seed", s["seed"])):
+        for name, value in (
+            ("temperature", s["temperature"]),
+            ("top_p", s["top_p"]),
+            ("max_completion_tokens", s["max_tokens"]),
+            ("seed", s["seed"]),
+        ):
             if value is not None:  # None: not sent, the server's default applies
                 req[name] = value
         if s["extra"]:
@@ -263,18 +295,23 @@ def _record(resp) -> dict:
     """What the cache keeps of a finished response."""
     choice = resp.choices[0] if resp.choices else None
     usage = resp.usage
-    return {"content": choice.message.content if choice else None,
-            "finish_reason": choice.finish_reason if choice else None,
-            "prompt_tokens": usage.prompt_tokens if usage else 0,
-            "completion_tokens": usage.completion_tokens if usage else 0,
-            "model": resp.model}
+    return {
+        "content": choice.message.content if choice else None,
+        "finish_reason": choice.finish_reason if choice else None,
+        "prompt_tokens": usage.prompt_tokens if usage else 0,
+        "completion_tokens": usage.completion_tokens if usage else 0,
+        "model": resp.model,
+    }
 
 
 def parse(task: str, response: dict, cached: bool = False) -> OracleOutput:
     """A finished response as the task's output: a rewrite needs a final boxed answer (whether
     it is right is the stream's verification), the judge a boxed score from 1 to 5."""
-    usage = {"prompt_tokens": response["prompt_tokens"], "completion_tokens": response["completion_tokens"],
-             "cached": cached}
+    usage = {
+        "prompt_tokens": response["prompt_tokens"],
+        "completion_tokens": response["completion_tokens"],
+        "cached": cached,
+    }
     text = response["content"]
     cut = " (cut off at max_tokens)" if response.get("finish_reason") == "length" else ""
     if not text or not text.strip():

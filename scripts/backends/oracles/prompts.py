@@ -38,16 +38,18 @@ class Template:
         missing = self.fields - set(item)
         if missing:
             raise OracleError(f"prompt template {self.id} needs {sorted(missing)}, which item {item.get('id')!r} lacks")
-        return [{"role": role, "content": _FIELD.sub(lambda m: str(item[m.group(1)]), text)}
-                for role, text in self.messages]
+        return [
+            {"role": role, "content": _FIELD.sub(lambda m: str(item[m.group(1)]), text)} for role, text in self.messages
+        ]
 
 
 def load_template(path: str | Path) -> Template:
     path = Path(path)
     m = _NAME.match(path.name)
     if not m:
-        raise OracleError(f"prompt template {path}: the file name must be <name>.v<version>.md "
-                          f"(the version is part of the cache key)")
+        raise OracleError(
+            f"prompt template {path}: the file name must be <name>.v<version>.md (the version is part of the cache key)"
+        )
     text = path.read_text(encoding="utf-8")
     parts = _ROLE.split(text)  # [preamble, role, body, role, body, ...]
     messages = tuple((role, body.strip("\n")) for role, body in zip(parts[1::2], parts[2::2]))

@@ -28,7 +28,6 @@ Batches are right-padded with an attention mask, so a causal model's outputs at 
 do not depend on the padding, and a batch gives the scores of one-at-a-time scoring.
 """
 
-
 import math
 import time
 
@@ -102,8 +101,10 @@ class TransformersReward:
         except OSError as e:
             raise StageError(f"{self.key('model')}: cannot load a tokenizer from {self.spec['model']!r}: {e}") from e
         if self.spec["prompt_format"] == "chat_template" and not getattr(self.tokenizer, "chat_template", None):
-            raise StageError(f"{self.key('prompt_format')} is chat_template but the tokenizer of "
-                             f"{self.spec['model']!r} has no chat template; use prompt_format: plain")
+            raise StageError(
+                f"{self.key('prompt_format')} is chat_template but the tokenizer of "
+                f"{self.spec['model']!r} has no chat template; use prompt_format: plain"
+            )
         self.model = self.load(kw)
         self.model.eval()
         self.pad_id = self.pad_token_id()
@@ -118,13 +119,19 @@ class TransformersReward:
     def check_spec(self) -> None:
         s = self.spec
         if not s["model"]:
-            raise StageError(f"{self.key('model')} is required for backend {s['backend']!r}: a hub model id "
-                             f"(with its revision pinned) or a local model folder")
+            raise StageError(
+                f"{self.key('model')} is required for backend {s['backend']!r}: a hub model id "
+                f"(with its revision pinned) or a local model folder"
+            )
         for k in ("batch_size", "max_length"):
             if not isinstance(s[k], int) or s[k] < 1:
                 raise StageError(f"{self.key(k)} must be a positive integer, not {s[k]!r}")
-        choices = {"dtype": DTYPES, "prompt_format": ("chat_template", "plain"), "aggregate": tuple(AGGREGATES),
-                   "head": ("qwen2_math", "token_classifier")}
+        choices = {
+            "dtype": DTYPES,
+            "prompt_format": ("chat_template", "plain"),
+            "aggregate": tuple(AGGREGATES),
+            "head": ("qwen2_math", "token_classifier"),
+        }
         for k, allowed in choices.items():
             if s[k] not in allowed:
                 raise StageError(f"{self.key(k)} is {s[k]!r}; one of {list(allowed)}")
@@ -150,7 +157,9 @@ class TransformersReward:
         if pad is None:
             pad = self.tokenizer.eos_token_id
         if pad is None:
-            raise StageError(f"{self.key('model')}: the tokenizer has neither a pad nor an eos token to pad batches with")
+            raise StageError(
+                f"{self.key('model')}: the tokenizer has neither a pad nor an eos token to pad batches with"
+            )
         return pad
 
     # -- text -----------------------------------------------------------------------------------
@@ -163,8 +172,10 @@ class TransformersReward:
         if s["prompt_format"] == "plain":
             return s["plain_template"].format(problem=item["problem"], trace=response)
         messages = [{"role": "system", "content": s["system_prompt"]}] if s["system_prompt"] is not None else []
-        messages += [{"role": "user", "content": s["user_template"].format(problem=item["problem"])},
-                     {"role": "assistant", "content": response}]
+        messages += [
+            {"role": "user", "content": s["user_template"].format(problem=item["problem"])},
+            {"role": "assistant", "content": response},
+        ]
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
 
     def encode(self, items: list[dict]) -> tuple[list[list[int]], list[bool]]:
@@ -186,13 +197,13 @@ class TransformersReward:
         bs = self.spec["batch_size"]
         start = time.perf_counter()
         for b in tqdm(range(0, len(order), bs), desc=f"reward {self.name}", mininterval=2):
-            rows = order[b:b + bs]
+            rows = order[b : b + bs]
             width = max(len(ids[i]) for i in rows)
             x = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(rows), width), dtype=torch.long)
             for r, i in enumerate(rows):
-                x[r, :len(ids[i])] = torch.tensor(ids[i], dtype=torch.long)
-                mask[r, :len(ids[i])] = 1
+                x[r, : len(ids[i])] = torch.tensor(ids[i], dtype=torch.long)
+                mask[r, : len(ids[i])] = 1
             with torch.inference_mode():
                 results = self.forward(x.to(self.device), mask.to(self.device))
             for r, i in enumerate(rows):
@@ -200,10 +211,17 @@ class TransformersReward:
         seconds = time.perf_counter() - start
         tokens = sum(map(len, ids))
         self.details = [{"tokens": len(i), "truncated": t, **d} for i, t, (_, d) in zip(ids, truncated, out)]
-        self.info = {"backend": self.spec["backend"], "model": self.spec["model"], "revision": self.spec["revision"],
-                     "tokens": tokens, "max_length": self.spec["max_length"], "truncation": "right",
-                     "truncated": sum(truncated), "seconds": seconds,
-                     "tokens_per_s": tokens / seconds if seconds > 0 else math.nan}
+        self.info = {
+            "backend": self.spec["backend"],
+            "model": self.spec["model"],
+            "revision": self.spec["revision"],
+            "tokens": tokens,
+            "max_length": self.spec["max_length"],
+            "truncation": "right",
+            "truncated": sum(truncated),
+            "seconds": seconds,
+            "tokens_per_s": tokens / seconds if seconds > 0 else math.nan,
+        }
         return [r for r, _ in out]
 
     def forward(self, x, mask) -> list[tuple[float, dict]]:
@@ -226,8 +244,13 @@ class SequenceClassifierReward(TransformersReward):
     def load(self, kw):
         from transformers import AutoModelForSequenceClassification
 
-        return _load_labelled(self, AutoModelForSequenceClassification, kw, 1,
-                              "a sequence_classifier reward model has one (its logit is the reward)")
+        return _load_labelled(
+            self,
+            AutoModelForSequenceClassification,
+            kw,
+            1,
+            "a sequence_classifier reward model has one (its logit is the reward)",
+        )
 
     def pad_token_id(self) -> int:
         # The model pools at the last token that is not its pad token: pad with that same id.
@@ -250,14 +273,22 @@ def _load_labelled(owner: TransformersReward, auto_class, kw: dict, num_labels: 
 
 
 def _load_score_model(owner: TransformersReward, kw: dict, num_labels: int):
-    model, info = _load(Qwen2MathScoreModel, owner.spec["model"], owner.load_kwargs(kw), owner.key("model"),
-                        num_labels=num_labels, output_loading_info=True)
+    model, info = _load(
+        Qwen2MathScoreModel,
+        owner.spec["model"],
+        owner.load_kwargs(kw),
+        owner.key("model"),
+        num_labels=num_labels,
+        output_loading_info=True,
+    )
     missing = [k for k in info.get("missing_keys", ()) if not k.startswith("lm_head")]
     mismatched = info.get("mismatched_keys", ())
     if missing or mismatched:
-        raise StageError(f"{owner.key('model')}: {owner.spec['model']!r} does not hold a Qwen2.5-Math reward head "
-                         f"(Qwen2 body under 'model.', score.0 / score.2 linear layers with {num_labels} "
-                         f"output(s)); missing {sorted(missing)[:6]}, mismatched {list(mismatched)[:3]}")
+        raise StageError(
+            f"{owner.key('model')}: {owner.spec['model']!r} does not hold a Qwen2.5-Math reward head "
+            f"(Qwen2 body under 'model.', score.0 / score.2 linear layers with {num_labels} "
+            f"output(s)); missing {sorted(missing)[:6]}, mismatched {list(mismatched)[:3]}"
+        )
     return owner.place(model)
 
 
@@ -282,8 +313,10 @@ class ProcessReward(TransformersReward):
         tok = self.spec["step_token"]
         ids = self.tokenizer(tok, add_special_tokens=False)["input_ids"]
         if len(ids) != 1:
-            raise StageError(f"{self.key('step_token')} {tok!r} is {len(ids)} tokens for the tokenizer of "
-                             f"{self.spec['model']!r}; it must be exactly one (a special token of the PRM)")
+            raise StageError(
+                f"{self.key('step_token')} {tok!r} is {len(ids)} tokens for the tokenizer of "
+                f"{self.spec['model']!r}; it must be exactly one (a special token of the PRM)"
+            )
         self.step_id = ids[0]
 
     def load(self, kw):
@@ -291,16 +324,20 @@ class ProcessReward(TransformersReward):
             return _load_score_model(self, kw, num_labels=2)
         from transformers import AutoModelForTokenClassification
 
-        return _load_labelled(self, AutoModelForTokenClassification, kw, 2,
-                              "a process reward head has two (negative, positive)")
+        return _load_labelled(
+            self, AutoModelForTokenClassification, kw, 2, "a process reward head has two (negative, positive)"
+        )
 
     def response(self, trace: str) -> str:
         steps = [s.strip() for s in trace.split(self.spec["step_split"]) if s.strip()]
         return "".join(s + self.spec["step_token"] for s in steps)
 
     def forward(self, x, mask):
-        logits = self.model(x, mask) if self.spec["head"] == "qwen2_math" else \
-            self.model(input_ids=x, attention_mask=mask, use_cache=False).logits
+        logits = (
+            self.model(x, mask)
+            if self.spec["head"] == "qwen2_math"
+            else self.model(input_ids=x, attention_mask=mask, use_cache=False).logits
+        )
         positive = torch.softmax(logits.float(), dim=-1)[..., 1]
         at_steps = (x == self.step_id) & mask.bool()
         out = []
@@ -309,4 +346,3 @@ class ProcessReward(TransformersReward):
             reward = AGGREGATES[self.spec["aggregate"]](steps) if steps else math.nan
             out.append((reward, {"step_rewards": steps}))
         return out
-
