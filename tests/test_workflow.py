@@ -1,6 +1,7 @@
 """End to end: the real snakemake CLI on the CI-sized config, in a scratch working directory."""
 
 import ast
+import json
 import os
 import re
 import shutil
@@ -281,9 +282,10 @@ def workflow_copy(tmp_path_factory):
 
 
 def dry_run(copy, workdir, edit=None):
+    """The jobs a dry run of the workflow in ``copy`` plans in ``workdir`` (``edit``: a YAML layer)."""
     layer = []
     if edit:
-        layer = [str(copy.parent / "edit.yaml")]
+        layer = [str(Path(workdir).parent / f"{Path(workdir).name}-edit.yaml")]
         Path(layer[0]).write_text(edit)
     cmd = [
         *SNAKEMAKE,
@@ -460,3 +462,64 @@ def test_a_tampered_archive_is_refused_naming_the_artifact(frozen_archive, tmp_p
     assert out.returncode != 0
     assert "native_traces/tiny.jsonl is corrupted" in out.stdout + out.stderr
     assert not (tmp_path / "work/results/native_traces/tiny.jsonl").exists()
+
+
+def test_an_oracle_prompt_edit_replans_the_streams_that_send_it_and_a_preamble_edit_replans_nothing(
+    finished_run, tmp_path
+):
+    # The finished run, its oracle_refined stream marked as made by an API oracle (`--touch`
+    # records the params without running anything: no request is sent in this test).
+    work = tmp_path / "run"
+    shutil.copytree(finished_run, work, symlinks=True, ignore=shutil.ignore_patterns("frozen"))
+    prompts = work / "prompts"
+    shutil.copytree(REPO / "prompts", prompts)
+    api = {
+        "backend": "openai",
+        "base_url": "http://127.0.0.1:9/v1",
+        "model": "m",
+        "api_key_env": "QUP_TEST_KEY",
+        "prompts": {t: str(prompts / f"{t}.v1.md") for t in ("refine", "synthesize", "style_align", "judge")},
+    }
+    edit = f"oracles: {{api: {json.dumps(api)}}}\nstreams: {{oracle_refined: {{oracle: api}}}}\n"
+    env = {**os.environ, "QUP_TEST_KEY": "not-a-real-key"}
+    os.environ["QUP_TEST_KEY"] = "not-a-real-key"  # dry_run's subprocess inherits it
+    try:
+        layer = tmp_path / "api.yaml"
+        layer.write_text(edit)
+        touch = [
+            *SNAKEMAKE,
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(work),
+            "--cores",
+            "1",
+            "--touch",
+            "--configfile",
+            *CONFIGS,
+            str(layer),
+        ]
+        assert subprocess.run(touch, capture_output=True, text=True, env=env, timeout=300).returncode == 0
+        assert dry_run(REPO, work, edit) == {}
+        refine = prompts / "refine.v1.md"
+        original = refine.read_text()
+        preamble, _, messages = original.partition("<!-- role:")
+        refine.write_text(preamble + "A note for whoever edits this prompt next.\n\n<!-- role:" + messages)
+        assert dry_run(REPO, work, edit) == {}  # the preamble is not sent
+        refine.write_text(original.replace("<!-- role: user -->", "<!-- role: user -->\nPlease be brief.", 1))
+        assert dry_run(REPO, work, edit) == {
+            "stream": 1,
+            "retention": 1,
+            "reward_scores": 1,
+            "adaptation_cost": 1,
+            "drift": 1,
+            "fine_tune": 2,
+            "evaluate_checkpoint": 2,
+            **REPORTS,
+        }
+        refine.write_text(original)
+        judge = prompts / "judge.v1.md"
+        judge.write_text(judge.read_text().replace("<!-- role: user -->", "<!-- role: user -->\nBe strict.", 1))
+        assert dry_run(REPO, work, edit) == {"retention": 1, **REPORTS}  # the judge of that stream only
+    finally:
+        del os.environ["QUP_TEST_KEY"]
