@@ -6,12 +6,62 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import re  # noqa: E402
 import runpy  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+CONFIGS = [str(REPO / "config.yaml"), str(REPO / "tests" / "configs" / "ci.yaml")]
+
+
+def snakemake(workdir, *args, check=True, edit=None):
+    """Run snakemake on the CI-sized config; ``edit`` is YAML layered on top, as a user would."""
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    configs = list(CONFIGS)
+    if edit:
+        layer = Path(workdir).parent / f"{Path(workdir).name}-edit.yaml"
+        layer.write_text(edit)
+        configs.append(str(layer))
+    cmd = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        *configs,
+        "--cores",
+        "2",
+        *args,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if check and out.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-6000:]}")
+    return out
+
+
+def planned_jobs(out) -> dict[str, int]:
+    """Job counts from a dry run's 'Job stats' table."""
+    text = out.stdout + out.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+@pytest.fixture(scope="session")
+def ci_run(tmp_path_factory):
+    """The CI-sized DAG, run once per test session and shared by every test that only reads its
+    outputs or dry-runs against it. A test that changes it works on a copy of the folder."""
+    workdir = tmp_path_factory.mktemp("ci_run")
+    snakemake(workdir)
+    return workdir
+
 
 TINY = {
     "seed": 7,

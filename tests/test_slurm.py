@@ -153,13 +153,15 @@ def test_site_specifics_live_in_profiles_not_in_rules():
 
 
 def test_resources_grow_with_each_attempt():
-    """rules/common.smk's by_attempt: the configured value times the attempt."""
+    """rules/common.smk's stage_resources: GPUs as configured, memory and time times the attempt."""
     # common.smk is Snakemake, not Python: take the helper's own (Python) definition out of it.
-    source = re.search(r"^def by_attempt\(.*?(?=^\S)", (REPO / "rules" / "common.smk").read_text(), re.M | re.S)
-    namespace = {"res": lambda stage, key: {("training", "mem_mb"): 16000}[stage, key]}
+    source = re.search(r"^def stage_resources\(.*?(?=^\S)", (REPO / "rules" / "common.smk").read_text(), re.M | re.S)
+    namespace = {"config": {"resources": {"training": {"gpu": 2, "mem_mb": 16000, "runtime": 480}}}}
     exec(compile(ast.parse(source.group(0)), "common.smk", "exec"), namespace)
-    grown = namespace["by_attempt"]("training", "mem_mb")
-    assert [grown(None, attempt) for attempt in (1, 2, 3)] == [16000, 32000, 48000]
+    resources = namespace["stage_resources"]("training")
+    assert resources["gpu"] == 2
+    assert [resources["mem_mb"](None, attempt) for attempt in (1, 2, 3)] == [16000, 32000, 48000]
+    assert [resources["runtime"](None, attempt) for attempt in (1, 2)] == [480, 960]
 
 
 SIZES = {

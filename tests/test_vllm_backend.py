@@ -128,7 +128,7 @@ def test_the_workflow_samples_evaluates_and_scores_through_vllm(tmp_path):
 
     from scripts.infrastructure.records import read_json, read_jsonl
 
-    from test_workflow import snakemake
+    from conftest import snakemake
 
     if not VLLM_PYTHON.exists():
         raise RuntimeError(f"{VLLM_PYTHON} is missing: `make test` builds the vLLM venv (.venv-vllm)")

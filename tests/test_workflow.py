@@ -3,62 +3,21 @@
 import ast
 import json
 import os
-import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-CONFIGS = [str(REPO / "config.yaml"), str(REPO / "tests" / "configs" / "ci.yaml")]
+from conftest import CONFIGS, REPO, SNAKEMAKE, planned_jobs, snakemake
 
 pytestmark = pytest.mark.e2e
 
 
-def snakemake(workdir, *args, check=True, edit=None):
-    """Run snakemake on the CI-sized config; ``edit`` is YAML layered on top, as a user would."""
-    Path(workdir).mkdir(parents=True, exist_ok=True)
-    configs = list(CONFIGS)
-    if edit:
-        layer = Path(workdir).parent / f"{Path(workdir).name}-edit.yaml"
-        layer.write_text(edit)
-        configs.append(str(layer))
-    cmd = [
-        *SNAKEMAKE,
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        *configs,
-        "--cores",
-        "2",
-        *args,
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    if check and out.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-6000:]}")
-    return out
-
-
-def planned_jobs(out) -> dict[str, int]:
-    """Job counts from a dry run's 'Job stats' table."""
-    text = out.stdout + out.stderr
-    if "Nothing to be done" in text:
-        return {}
-    table = text.split("Job stats:")[1].split("total")[0]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
-
-
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("ci_run")
-    snakemake(workdir)
-    return workdir
+def finished_run(ci_run):
+    return ci_run
 
 
 def test_full_run_reports_every_stream_and_the_base_student(finished_run):
