@@ -7,6 +7,21 @@ asserting a finite loss, and printing training tokens/s and peak GPU memory.
     python benchmarks/gpu_check.py --micro-batch-size 8     # does a larger micro-batch still fit?
     python benchmarks/gpu_check.py --tiny                   # the same code path, shrunk, on a CPU
 
+Then the cluster path (issue 15), each through the code the `fine_tune` stage runs
+(`scripts/training/launch.py` and `worker.py`), in bf16 on CUDA:
+
+1. a real pretrained model (SmolLM2-135M-Instruct, `make smollm2`; skipped when its folder is
+   missing): greedy answers through the transformers backend, ending at `<|im_end|>`, and a
+   short LoRA SFT run saved and reloaded;
+2. sharded training: the same run in 1 process and in N (every visible GPU; FSDP full shard),
+   at the same effective batch: the largest difference of the logged losses;
+3. preemption: the N-process run signalled (SIGTERM) mid-training, saved, rerun from its
+   checkpoint: its losses against the uninterrupted run's.
+
+`--tiny` runs all of it on a CPU (2 gloo processes; accelerate runs them as DDP). On GPUs bf16
+kernels are not bit-exact across process counts: the differences are printed, and checked
+against a loose bound (`--loss-tolerance`).
+
 Nothing is downloaded: the model is randomly initialised from a Qwen2Config with the real
 Qwen2.5-Math-1.5B dimensions, and the tokenizer is a small byte-level BPE trained here with the
 built-in student's tokenizer builder. Every sequence is at least --seq-len tokens long, so each
@@ -34,6 +49,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # pretrained_model: the SmolLM2 prompt of the tests
 
 # Qwen/Qwen2.5-Math-1.5B's config.json (hidden 1536, 28 layers, 12 heads, 2 KV heads, MLP 8960,
 # vocabulary 151936, tied embeddings, 4096 positions, rope_theta 10000).
@@ -154,6 +170,184 @@ def train_steps(objective: str, arch: dict, tokenizer, examples, hp, dtype, devi
     return result
 
 
+# --- the cluster path: pretrained model, sharded training, preemption ------------------------------
+
+
+def run_spec(work: Path, student: dict, stream: Path, world: int, method: str, hp: dict, checkpoint_steps=0) -> dict:
+    from scripts.training import launch
+
+    out = work / f"{method}-{world}"
+    out.mkdir(parents=True, exist_ok=True)
+    return {
+        "student": student,
+        "stream": str(stream),
+        "hp": hp,
+        "objective": "sft",
+        "seed": 0,
+        "method": method,
+        "lora": {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+        "eos_token": (student.get("stop_tokens") or [None])[0],
+        # N processes shard (FSDP) whenever N > 1; a single GPU runs FSDP too with --fsdp-alone
+        "strategy": launch.strategy(method, world),
+        "world_size": world,
+        "checkpoint_steps": checkpoint_steps,
+        "state_dir": str(out / "state"),
+        "outputs": {
+            "checkpoint": str(out / "checkpoint"),
+            "curve": str(out / "curve.csv"),
+            "summary": str(out / "train.json"),
+        },
+    }
+
+
+def start_run(spec: dict):
+    import subprocess
+
+    from scripts.training import launch
+
+    stamp = str(launch.prepare_state(spec))
+    world = spec["world_size"]
+    cmd = [sys.executable, "-m", launch.WORKER, stamp] if world == 1 else launch.command(stamp, world, 1)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "TORCHELASTIC_SIGNALS_TO_HANDLE": "SIGINT,SIGHUP,SIGQUIT",
+    }
+    log = open(Path(spec["state_dir"]).parent / "log.txt", "a")
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def finished_run(spec: dict) -> dict:
+    proc = start_run(spec)
+    code = proc.wait()
+    log = (Path(spec["state_dir"]).parent / "log.txt").read_text()
+    assert code == 0, f"training run failed ({code}):\n{log[-4000:]}"
+    import json
+
+    losses = [float(line.split(",")[1]) for line in Path(spec["outputs"]["curve"]).read_text().splitlines()[1:]]
+    return {"losses": losses, "summary": json.loads(Path(spec["outputs"]["summary"]).read_text())}
+
+
+def cluster_checks(args, tokenizer, examples, tmp: Path) -> list[str]:
+    """Items 1-3 of the docstring; returns the lines to print."""
+    import json
+    import signal
+
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from scripts.backends.generation import generator
+
+    lines = []
+    cuda = torch.cuda.is_available()
+    world = torch.cuda.device_count() if cuda else 2
+    stream = tmp / "stream.jsonl"
+    stream.write_text(
+        "".join(
+            json.dumps({"id": f"p{i}", "problem": e["prompt"], "trace": e["completion"]}) + "\n"
+            for i, e in enumerate(examples)
+        )
+    )
+    # A student folder: the check's model shape, random weights (no download)
+    arch = TINY if args.tiny else QWEN25_MATH_1_5B
+    torch.manual_seed(args.seed)
+    config = Qwen2Config(
+        **arch, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None
+    )
+    Qwen2ForCausalLM(config).save_pretrained(tmp / "student")
+    tokenizer.save_pretrained(tmp / "student")
+    student = {"name": "check", "path": str(tmp / "student"), "revision": None, "prompt_template": "{problem}"}
+    micro = 1 if not args.tiny else 2
+    hp = {
+        "lr": 5.0e-5,
+        "batch_size": micro * world * 2,
+        "micro_batch_size": micro,
+        "epochs": 1,
+        "max_steps": args.cluster_steps,
+        "lr_scheduler": "constant",
+        "warmup_ratio": 0.0,
+        "weight_decay": 0.0,
+        "max_length": min(args.seq_len or 128, 512),
+        "bf16": True,
+    }
+    need = hp["batch_size"] * args.cluster_steps
+    if len(examples) < need:
+        raise SystemExit(f"gpu_check: {len(examples)} examples, the sharded check needs {need} (raise --steps)")
+
+    # 1. the pretrained model
+    folder = Path(args.pretrained)
+    if (folder / "config.json").exists():
+        from pretrained_model import PROMPT_TEMPLATE, STOP_TOKENS
+
+        smol = {
+            "name": "smollm2",
+            "path": str(folder),
+            "revision": None,
+            "prompt_template": PROMPT_TEMPLATE,
+            "stop_tokens": STOP_TOKENS,
+        }
+        questions = [
+            "What is 2 + 3? Reply with just the number.",
+            "Sara had 15 stickers and gave away 4. How many are left? Answer briefly.",
+        ]
+        out = generator("transformers", smol, batch_size=8).sample(
+            [PROMPT_TEMPLATE.format(problem=q) for q in questions], 1, 0.0, 40, seed=0
+        )
+        assert any(r[0].finish_reason == "stop" for r in out), out
+        lines.append(
+            f"1. SmolLM2 greedy ({'bf16 on GPU' if cuda else 'float32 on CPU'}): "
+            + " | ".join(repr(r[0].text) for r in out)
+        )
+        lora = run_spec(
+            tmp / "smol", smol, stream, 1, "lora", {**hp, "batch_size": 2, "micro_batch_size": 2, "max_steps": 2}
+        )
+        done = finished_run(lora)
+        again = generator("transformers", smol, adapter=lora["outputs"]["checkpoint"], batch_size=8).sample(
+            [PROMPT_TEMPLATE.format(problem=questions[0])], 1, 0.0, 20, seed=0
+        )
+        lines.append(
+            f"1. SmolLM2 LoRA SFT: {done['summary']['steps']} steps, final loss {done['losses'][-1]:.4f}; "
+            f"reloaded: {again[0][0].text!r}"
+        )
+    else:
+        lines.append(f"1. SmolLM2: skipped ({folder} missing; `make smollm2` makes it)")
+
+    # 2. sharded training vs one process at the same effective batch
+    one = finished_run(run_spec(tmp / "one", student, stream, 1, "full", hp))
+    sharded_spec = run_spec(tmp / "sharded", student, stream, world, "full", hp)
+    if world == 1:  # one GPU: shard over it alone, to run the FSDP code path
+        sharded_spec["strategy"] = "fsdp"
+    sharded = finished_run(sharded_spec)
+    diff = max(abs(a - b) for a, b in zip(one["losses"], sharded["losses"]))
+    lines.append(
+        f"2. {sharded['summary']['strategy']} on {world} process(es) vs 1 process, {len(one['losses'])} steps: "
+        f"largest loss difference {diff:.3g} (losses {one['losses'][0]:.4f} .. {one['losses'][-1]:.4f})"
+    )
+    assert diff <= args.loss_tolerance * max(1.0, abs(one["losses"][0])), f"sharded losses differ by {diff}"
+
+    # 3. preemption: SIGTERM mid-training, rerun from the checkpoint
+    spec = run_spec(tmp / "preempted", student, stream, world, "full", hp)
+    spec["strategy"] = sharded_spec["strategy"]
+    proc = start_run(spec)
+    log = Path(spec["state_dir"]).parent / "log.txt"
+    deadline = time.monotonic() + 600
+    while "'loss'" not in log.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-4000:]
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    code = proc.wait()
+    stopped = json.loads((Path(spec["state_dir"]) / "preempted.json").read_text())
+    resumed = finished_run(spec)
+    diff = max(abs(a - b) for a, b in zip(resumed["losses"], sharded["losses"]))
+    lines.append(
+        f"3. SIGTERM at step {stopped['step']} (exit {code}); resumed from step {resumed['summary']['resumed_from']}: "
+        f"largest loss difference to the uninterrupted run {diff:.3g}"
+    )
+    assert resumed["summary"]["resumed_from"] == stopped["step"]
+    assert diff <= args.loss_tolerance * max(1.0, abs(one["losses"][0])), f"resumed losses differ by {diff}"
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tiny", action="store_true", help="a ~200K-parameter model and short sequences: runs on a CPU")
@@ -168,6 +362,14 @@ def main() -> int:
     )
     ap.add_argument("--steps", type=int, default=1, help="optimiser steps per objective (more: a steadier tokens/s)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--pretrained",
+        default=str(REPO / ".cache" / "SmolLM2-135M-Instruct"),
+        help="SmolLM2 folder for check 1 (make smollm2)",
+    )
+    ap.add_argument("--cluster-steps", type=int, default=4, help="optimiser steps of checks 2 and 3")
+    ap.add_argument("--loss-tolerance", type=float, default=0.05, help="checks 2-3: largest loss difference, relative")
+    ap.add_argument("--no-cluster", action="store_true", help="only the one-step SFT/DFT check")
     args = ap.parse_args()
 
     import torch
@@ -247,6 +449,11 @@ def main() -> int:
     # initialisation and data its loss is below SFT's; equal losses would mean DFT did not run.
     # (Compared at the last step; from a random init both stay far apart for a few steps.)
     assert dft["loss"] < sft["loss"], f"DFT loss {dft['loss']} is not below SFT loss {sft['loss']}"
+    if not args.no_cluster:
+        cluster = examples_of_length(tokenizer, 64, min(seq_len, 128), args.seed + 1)
+        with tempfile.TemporaryDirectory() as tmp:
+            for line in cluster_checks(args, tokenizer, cluster, Path(tmp)):
+                print(line)
     print("gpu_check: OK")
     return 0
 

@@ -1,6 +1,8 @@
 # The frozen archive: what is expensive or cannot be made again, with checksums, so a later
 # run replays everything downstream (set `archive.replay` to the folder) without sampling,
-# GPUs or API access. Run it as a target: `snakemake --cores 2 freeze`.
+# GPUs or API access. Run it as a target: `snakemake --cores 2 freeze`. With
+# `archive.wheelhouse: true` it also reinstalls itself offline: the wheels of the main stack's
+# lock, the source and the run's manifest, replayed by `python3 results/frozen/replay.py DEST`.
 
 
 localrules:
@@ -9,7 +11,8 @@ localrules:
 
 rule freeze:
     input:
-        frozen_inputs,
+        artifacts=frozen_inputs(),
+        manifest=offline_inputs(),
     output:
         directory("results/frozen"),
     log:
@@ -22,6 +25,7 @@ rule freeze:
     params:
         paths=frozen_paths(),
         config=config,
+        wheelhouse=config["archive"]["wheelhouse"],
         code=code("freeze"),
     script:
         "../scripts/stages/freeze.py"

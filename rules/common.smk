@@ -18,6 +18,8 @@ os.environ.update(
 from scripts.infrastructure import study_config
 from scripts.infrastructure.provenance import code_version
 
+# Secrets first: the schema's messages would quote a key pasted into any field.
+study_config.refuse_secrets(config)
 validate(config, "../schemas/config.schema.yaml")
 study_config.check(config)
 
@@ -56,8 +58,14 @@ def stage_resources(stage):
     times the attempt (1, 2, ...), so a job killed for either comes back asking for more.
     """
     spec = config["resources"][stage]
+    # Several nodes (training): SLURM's --gpus counts a job's GPUs in all, --gres per node.
+    gpus = (
+        {"gpu": spec["gpu"]}
+        if spec.get("nodes", 1) == 1
+        else {"nodes": spec["nodes"], "gres": f"gpu:{spec['gpu']}"}
+    )
     return {
-        "gpu": spec["gpu"],
+        **gpus,
         "mem_mb": lambda wildcards, attempt: spec["mem_mb"] * attempt,
         "runtime": lambda wildcards, attempt: spec["runtime"] * attempt,
     }

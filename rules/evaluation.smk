@@ -20,6 +20,7 @@ rule evaluate_base:
         spec=config["evaluation"],
         benchmarks=BENCHMARKS,
         vllm=vllm_engine("evaluation"),
+        extraction=evaluation_extraction,
         method=None,
         code=generation_code("evaluation"),
     script:
@@ -36,6 +37,7 @@ use rule evaluate_base as evaluate_base_greedy with:
         spec={**config["evaluation"], "temperature": 0, "k": 1},
         benchmarks=BENCHMARKS,
         vllm=vllm_engine("evaluation"),
+        extraction=evaluation_extraction,
         method=None,
         code=generation_code("evaluation"),
 
@@ -54,5 +56,6 @@ use rule evaluate_base as evaluate_checkpoint with:
         spec=config["evaluation"],
         benchmarks=BENCHMARKS,
         vllm=vllm_engine("evaluation"),
+        extraction=evaluation_extraction,
         method=config["training"]["method"],
         code=generation_code("evaluation"),

@@ -6,6 +6,7 @@
 from scripts.backends.generation import GENERATORS
 from scripts.backends.models import STUDENT_BUILDERS, student_source
 from scripts.backends.oracles import ORACLES
+from scripts.backends.oracles.base import answer_spec
 from scripts.backends.oracles.prompts import fingerprint
 from scripts.backends.rewards import REWARD_MODELS
 from scripts.data.problems import PROBLEM_SOURCES
@@ -13,8 +14,18 @@ from scripts.data.problems import PROBLEM_SOURCES
 # --- Problems ----------------------------------------------------------------------------------
 
 
+# How answers are graded is read by the grading stages alone (see answer extraction below).
+GRADING_ONLY = ("answer_extraction",)
+
+
 def benchmark_spec(wildcards):
     return config["problems"]["benchmarks"][wildcards.benchmark]
+
+
+def benchmark_problem_spec(wildcards):
+    """What the benchmark_problems job reads: the benchmark without its grading choice."""
+    spec = benchmark_spec(wildcards)
+    return {k: v for k, v in spec.items() if k not in GRADING_ONLY}
 
 
 def benchmark_code(wildcards):
@@ -26,6 +37,11 @@ def benchmark_code(wildcards):
 
 def student_spec(wildcards):
     return config["students"][wildcards.student]
+
+
+def student_build_spec(wildcards):
+    """What the student job reads: the student without its grading choice."""
+    return {k: v for k, v in student_spec(wildcards).items() if k not in GRADING_ONLY}
 
 
 def student_code(wildcards):
@@ -52,8 +68,13 @@ def stream_spec(wildcards):
 
 
 def oracle_spec(wildcards):
+    """The stream's oracle without the keys that decide only whether and how requests are sent
+    (budget caps, batch mode, the estimate's counting): raising a cap reruns no stream.
+    """
     stream = stream_spec(wildcards)
-    return config["oracles"][stream["oracle"]] if stream["kind"] == "oracle" else None
+    if stream["kind"] != "oracle":
+        return None
+    return answer_spec(config["oracles"][stream["oracle"]])
 
 
 def oracle_name(wildcards):
@@ -101,6 +122,61 @@ def oracle_api(wildcards):
     return int(stream_spec(wildcards)["kind"] == "oracle")
 
 
+# --- The oracle estimate (a target: snakemake oracle_estimate) ----------------------------------
+
+
+def estimate_items():
+    """Per student, what the estimate counts: the solvable set where rejection sampling has made
+    it, else the pool. Read as params, not inputs: an estimate never starts the sampling.
+    """
+    solvable = {
+        st: f"results/rejection_sampling/{st}/solvable.jsonl" for st in STUDENTS
+    }
+    return {
+        st: (
+            {"source": "solvable", "path": solvable[st]}
+            if os.path.exists(solvable[st])
+            else {"source": "pool", "path": "results/problems/pool.jsonl"}
+        )
+        for st in STUDENTS
+    }
+
+
+def estimate_caches():
+    """Every API oracle's cache (what is already answered, and spent)."""
+    return {
+        name: f"results/oracle_cache/{name}.sqlite"
+        for name, spec in config["oracles"].items()
+        if spec["backend"] != "builtin"
+    }
+
+
+def estimate_state():
+    """When each solvable set and cache the estimate reads last changed: a changed one reruns it."""
+    paths = [i["path"] for i in estimate_items().values()]
+    paths += list(estimate_caches().values())
+    return {p: os.stat(p).st_mtime_ns for p in paths if os.path.exists(p)}
+
+
+def estimate_prompts(wildcards=None):
+    """The prompt files the API oracle streams and their judges send."""
+    files = set()
+    for s in config["streams"].values():
+        spec = config["oracles"].get(s.get("oracle") or "", {})
+        if s["kind"] == "oracle" and spec.get("backend") == "openai":
+            files |= {spec["prompts"][s["task"]], spec["prompts"]["judge"]}
+    return sorted(files)
+
+
+def estimate_code():
+    backends = {
+        config["oracles"][s["oracle"]]["backend"]
+        for s in config["streams"].values()
+        if s["kind"] == "oracle"
+    }
+    return code("oracle_estimate", *(ORACLES.loader(b) for b in sorted(backends)))
+
+
 # --- Reward scores -----------------------------------------------------------------------------
 
 
@@ -108,10 +184,52 @@ def reward_spec(wildcards):
     return config["rewards"][wildcards.reward]
 
 
+def trained_reward_model(wildcards):
+    """The outcome reward model this pipeline trains for the student, for a reward whose spec says
+    `trained_on` (none for a hub model or the built-in reward)."""
+    if not reward_spec(wildcards).get("trained_on"):
+        return []
+    return f"results/reward_models/{wildcards.student}/{wildcards.reward}/model"
+
+
+def trained_rewards():
+    return [r for r, spec in config["rewards"].items() if spec.get("trained_on")]
+
+
 def reward_code(wildcards):
     return code(
         "reward_scores", REWARD_MODELS.loader(reward_spec(wildcards)["backend"])
     )
+
+
+# --- Answer extraction (rejection sampling, evaluation) -----------------------------------------
+
+
+def rejection_extraction(wildcards):
+    """How the student's native traces' answers are found: its own choice, else the stage's."""
+    own = student_spec(wildcards)["answer_extraction"]
+    return own or config["rejection_sampling"]["answer_extraction"]
+
+
+def evaluation_extraction(wildcards):
+    """benchmark -> how answers are found: the student's choice, else the benchmark's, else
+    evaluation's."""
+    own = student_spec(wildcards)["answer_extraction"]
+    default = config["evaluation"]["answer_extraction"]
+    return {
+        b: own or spec["answer_extraction"] or default
+        for b, spec in config["problems"]["benchmarks"].items()
+    }
+
+
+# --- Training ----------------------------------------------------------------------------------
+
+
+def training_state(wildcards):
+    """A fine-tuning run's checkpoints. Not an output: Snakemake deletes a failed job's outputs,
+    and these must outlive it (a rerun of a killed or preempted job resumes from them).
+    """
+    return f"results/training_state/{RUN.format(**wildcards)}"
 
 
 # --- Evaluation --------------------------------------------------------------------------------
@@ -200,12 +318,38 @@ def paradox_fidelity():
     }
 
 
+def reward_traces():
+    """Each reward model's per-trace scores, by student and stream (the paradox's C1 test)."""
+    return {
+        st: {
+            r: {s: f"results/scores/{st}/{s}/{r}.jsonl" for s in STREAMS}
+            for r in REWARDS
+        }
+        for st in STUDENTS
+    }
+
+
 def paradox_inputs(wildcards=None):
     files = [r["samples"] for r in report_runs()]
+    files += [
+        f for by in reward_traces().values() for r in by.values() for f in r.values()
+    ]
     for f in paradox_fidelity().values():
         files += [f["base_sampled"], f["base_greedy"], f["solvable"]]
         files += [p for s in f["streams"].values() for p in s.values()]
     return files + [f for s in report_streams() for f in stream_files(s)]
+
+
+def foreign_style_exposure():
+    """Each student's prior exposure to foreign styles in pretraining (NaN for a hub student)."""
+    return {
+        st: (
+            spec["builtin"]["foreign_style_fraction"]
+            if spec["model"] == "builtin"
+            else float("nan")
+        )
+        for st, spec in config["students"].items()
+    }
 
 
 def table_defaults():
@@ -237,6 +381,8 @@ def report_outputs():
         "results/report/streams.csv",
         "results/report/table1.md",
         "results/report/mechanism.md",
+        "results/report/utility_breakdown.md",
+        "results/report/decontamination.md",
         # plain paths: on an input of `all`, a report flag would resolve its caption
         # relative to the Snakefile's folder
         *map(str, published_comparison().values()),
@@ -258,9 +404,13 @@ def report_outputs():
 def frozen_paths():
     """What `freeze` archives: problem sets, students, native traces, every stream, reward
     scores and retention judgements."""
-    paths = ["results/problems/pool.jsonl"] + benchmark_files()
+    paths = [
+        "results/problems/pool.jsonl",
+        "results/problems/decontamination.json",
+    ] + benchmark_files()
     for st in STUDENTS:
         paths += [f"results/student/{st}", f"results/native_traces/{st}.jsonl"]
+        paths += [f"results/reward_models/{st}/{r}" for r in trained_rewards()]
         for s in STREAMS:
             paths += [
                 f"results/streams/{st}/{s}.{part}"
@@ -280,7 +430,25 @@ def frozen_paths():
 
 
 def frozen_inputs(wildcards=None):
+    """The files whose jobs make `frozen_paths` (a folder by the record its job writes)."""
+    stand_in = {
+        "results/student/": "student.json",
+        "results/reward_models/": "train.json",
+    }
     return [
-        f"{p}/student.json" if p.startswith("results/student/") else p
+        next(
+            (
+                os.path.join(p, f)
+                for prefix, f in stand_in.items()
+                if p.startswith(prefix)
+            ),
+            p,
+        )
         for p in frozen_paths()
     ]
+
+
+def offline_inputs(wildcards=None):
+    """With `archive.wheelhouse` the archive reinstalls itself offline and a replay checks every
+    artifact against the run's manifest: `freeze` then waits for the whole study."""
+    return ["results/report/manifest.json"] if config["archive"]["wheelhouse"] else []

@@ -1,4 +1,5 @@
-# Problems: the training pool and the benchmark suites, in one normalised schema.
+# Problems: the training pool and the benchmark suites, in one normalised schema; the pool is
+# decontaminated against every benchmark problem before any native trace is sampled.
 
 
 # Downloads (a `datasets` source) run where Snakemake runs: compute nodes may be offline.
@@ -10,8 +11,10 @@ localrules:
 rule problem_pool:
     input:
         archived=archived,
+        benchmarks=benchmark_files,
     output:
-        "results/problems/pool.jsonl",
+        problems="results/problems/pool.jsonl",
+        decontamination="results/problems/decontamination.json",
     log:
         "results/logs/problem_pool.log",
     conda:
@@ -21,6 +24,8 @@ rule problem_pool:
         **stage_resources("light"),
     params:
         spec=config["problems"]["pool"],
+        benchmarks=BENCHMARKS,
+        decontamination=config["problems"]["decontamination"],
         replay=REPLAY,
         code=code(
             "problems", PROBLEM_SOURCES.loader(config["problems"]["pool"]["source"])
@@ -30,11 +35,15 @@ rule problem_pool:
 
 
 use rule problem_pool as benchmark_problems with:
+    input:
+        archived=archived,
     output:
-        "results/problems/benchmarks/{benchmark}.jsonl",
+        problems="results/problems/benchmarks/{benchmark}.jsonl",
     log:
         "results/logs/benchmark_problems/{benchmark}.log",
     params:
-        spec=benchmark_spec,
+        spec=benchmark_problem_spec,
+        benchmarks=None,
+        decontamination=None,
         replay=REPLAY,
         code=benchmark_code,

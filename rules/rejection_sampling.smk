@@ -18,6 +18,7 @@ rule rejection_sampling:
         **stage_resources("light"),
     params:
         spec=config["rejection_sampling"],
+        extraction=rejection_extraction,
         code=code("rejection_sampling"),
     script:
         "../scripts/stages/rejection_sampling.py"

@@ -12,6 +12,7 @@ localrules:
 rule report:
     input:
         report_inputs,
+        decontamination="results/problems/decontamination.json",
     output:
         # published_comparison.md, only when report.published is set
         **published_comparison(),
@@ -32,6 +33,18 @@ rule report:
             caption="../report/mechanism.rst",
             category="1. Tables of the paper",
             labels={"table": "mechanism: perplexity vs utility"},
+        ),
+        utility_breakdown=report(
+            "results/report/utility_breakdown.md",
+            caption="../report/utility_breakdown.rst",
+            category="1. Tables of the paper",
+            labels={"table": "utility by benchmark metadata (level, subject)"},
+        ),
+        decontamination=report(
+            "results/report/decontamination.md",
+            caption="../report/decontamination.rst",
+            category="1. Tables of the paper",
+            labels={"table": "decontamination of the pool"},
         ),
         figures=report(
             directory("results/report/figures"),
@@ -54,6 +67,10 @@ rule report:
         primary_reward=config["primary_reward"],
         table_defaults=table_defaults(),
         published=config["report"]["published"],
+        stream_specs=config["streams"],
+        oracles=config["oracles"],
+        rewards=config["rewards"],
+        alpha=config["report"]["alpha"],
         code=code("report"),
     script:
         "../scripts/stages/report.py"
@@ -75,6 +92,7 @@ rule paradox:
             category="3. The paradox per training setting",
             labels={"artifact": "utility vs training budget"},
         ),
+        claims="results/report/paradox_claims.json",
         table=report(
             "results/report/paradox_settings.csv",
             caption="../report/paradox_settings.rst",
@@ -97,6 +115,10 @@ rule paradox:
         k=config["evaluation"]["k"],
         rounds=config["report"]["bootstrap_rounds"],
         seed=config["report"]["bootstrap_seed"],
+        alpha=config["report"]["alpha"],
+        reward_traces=reward_traces(),
+        oracles=config["oracles"],
+        rewards=config["rewards"],
         timeout_s=config["rejection_sampling"]["timeout_s"],
         code=code("paradox"),
     script:

@@ -14,7 +14,7 @@ rule student:
     resources:
         **stage_resources("student"),
     params:
-        spec=student_spec,
+        spec=student_build_spec,
         replay=REPLAY,
         code=student_code,
     script:

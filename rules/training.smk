@@ -1,4 +1,6 @@
 # Fine-tuning the student on each stream: SFT or DFT, over the lr x batch size x epochs x seed grid.
+# GPUs x nodes of resources.training set how many processes train; checkpoints for a rerun of a
+# killed job go to results/training_state/, which is no output (Snakemake deletes a failed job's).
 
 
 rule fine_tune:
@@ -20,6 +22,8 @@ rule fine_tune:
         method=config["training"]["method"],
         hparams=config["training"]["hparams"],
         lora=config["training"]["lora"],
+        checkpoint_steps=config["training"]["checkpoint_steps"],
+        state=training_state,
         code=code("fine_tune"),
     script:
         "../scripts/stages/fine_tune.py"

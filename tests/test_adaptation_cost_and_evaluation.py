@@ -135,3 +135,20 @@ def test_a_trace_past_the_students_context_is_scored_up_to_it_and_flagged(tiny_s
     assert [t.truncated for t in traces] == [False, True]
     assert len(tok(prompt)["input_ids"]) + len(traces[1].nll) == context - 1
     assert np.isfinite(traces[1].nll).all()
+
+
+def test_the_learnability_probe_counts_the_result_tokens_the_student_ranks_first(tiny_student):
+    from scripts.analysis.adaptation_cost import learnability, result_tokens
+
+    prompt = "Problem: Tom has 3 coins. He finds 4 more coins.\nSolution:\n"
+    completion = (
+        "Tom starts with 3 coins.\nHe finds 4 more, so 3 + 4 = 7.\nNow 7 + 15 = 22.\nThe answer is \\boxed{22}."
+    )
+    (trace,) = scorer(tiny_student).score([prompt], [completion])
+    mask = result_tokens(trace, completion)
+    tok = load_student(tiny_student)[1]
+    # the digits of 7 and of 22 after "=": one token per digit (Qwen2's pre-tokenizer splits them)
+    assert [tok.decode([int(i)]) for i in trace.ids[mask]] == ["7", "2", "2"]
+    probe = learnability([{"trace": completion}], [trace])
+    assert probe["result_tokens"] == 3
+    assert probe["result_token_accuracy"] == pytest.approx(float((trace.rank[mask] == 1).mean()))

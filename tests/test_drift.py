@@ -12,6 +12,7 @@ import pytest
 from scripts.analysis import drift
 from scripts.infrastructure.records import write_json, write_jsonl
 from scripts.organism import word_problems as wp
+from scripts.organism.styles import restyle
 
 from conftest import run_stage
 
@@ -90,7 +91,9 @@ def drift_run(tiny_student, tmp_path_factory):
     rng = random.Random(0)
     graphs = [wp.sample_graph(rng, rng.randint(2, 3), 60) for _ in range(12)]
     native = [(wp.problem_text(g), wp.native_solution(g, random.Random(i))) for i, g in enumerate(graphs)]
-    oracle = [(p, wp.oracle_notation(t)) for p, t in native]
+    oracle = [
+        (p, restyle(t, {"notation": 1.0, "latex": 1.0, "spacing": 1.0}, str(i))) for i, (p, t) in enumerate(native)
+    ]
     outs = {
         name: adaptation_cost_stage(tmp, tiny_student, name, traces)
         for name, traces in (("slm_rft", native), ("oracle_refined", oracle))

@@ -19,9 +19,12 @@ def items(n=30):
     return out
 
 
-def test_refine_repairs_every_wrong_step_in_the_oracle_notation():
+ORACLE_STYLE = {"wording": 1.0, "layout": 1.0, "latex": 1.0, "spacing": 1.0}
+
+
+def test_refine_repairs_every_wrong_step_in_the_oracles_style():
     its = items()
-    outs = oracle({"backend": "builtin"}).run("refine", its)
+    outs = oracle({"backend": "builtin", "style": ORACLE_STYLE}).run("refine", its)
     assert sum(o.edits for o in outs) > 0
     for it, o in zip(its, outs):
         g = wp.Graph.from_json(it["graph"])
@@ -32,7 +35,7 @@ def test_refine_repairs_every_wrong_step_in_the_oracle_notation():
 def test_style_aligned_repair_keeps_the_students_words():
     its = items()
     outs = oracle({"backend": "builtin"}).run("style_align", its)
-    refined = oracle({"backend": "builtin"}).run("refine", its)
+    refined = oracle({"backend": "builtin", "style": ORACLE_STYLE}).run("refine", its)
     for it, o, r in zip(its, outs, refined):
         g = wp.Graph.from_json(it["graph"])
         assert wp.check_steps(o.trace, g)[0] == len(g.steps)

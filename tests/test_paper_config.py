@@ -79,7 +79,12 @@ def test_paper_config_is_the_papers_design():
     assert c["oracles"]["qwen72b"]["base_url"] and c["oracles"]["qwen72b"]["api_key_env"] is None
     assert c["oracles"]["gpt"]["api_key_env"] == KEY
     assert c["rewards"][c["primary_reward"]]["model"] == "Qwen/Qwen2.5-Math-RM-72B"
-    assert {r["backend"] for r in c["rewards"].values()} == {"outcome_reward", "sequence_classifier", "process_reward"}
+    assert {r["backend"] for r in c["rewards"].values()} == {
+        "outcome_reward",
+        "sequence_classifier",
+        "process_reward",
+        "token_logit",
+    }
     t = c["training"]
     assert (t["objectives"], t["method"], t["lr"], t["batch_size"], t["epochs"], t["seeds"]) == (
         ["sft", "dft"],
@@ -210,11 +215,16 @@ def test_paper_dry_run_gives_each_rule_its_stages_resources_from_the_config(pape
         if rule == "all":
             continue
         want = res[STAGE.get(rule, "light")]
-        have = (int(got.get("gpu", 0)), int(got["mem_mb"]), int(got["runtime"]))
-        if have != (want["gpu"], want["mem_mb"], want["runtime"]) or "gpu_model" in got or "gres" in got:
+        # several nodes (training): GPUs per node as SLURM's per-node gres, and the node count
+        nodes = want.get("nodes", 1)
+        gpus = int(got.get("gpu", 0)) if nodes == 1 else int(got.get("gres", "gpu:0").rsplit(":", 1)[1])
+        have = (gpus, int(got["mem_mb"]), int(got["runtime"]), int(got.get("nodes", 1)))
+        if have != (want["gpu"], want["mem_mb"], want["runtime"], nodes) or "gpu_model" in got:
             wrong[rule] = (have, want)
+        if ("gres" in got) != (nodes > 1):
+            wrong[rule] = got
     assert not wrong, f"rules whose resources are not resources.<stage> of configs/paper.yaml: {wrong}"
-    gpu_rules = {rule for rule, got in paper_dry_run["jobs"] if int(got.get("gpu", 0))}
+    gpu_rules = {rule for rule, got in paper_dry_run["jobs"] if int(got.get("gpu", 0)) or "gres" in got}
     assert {"native_traces", "adaptation_cost", "fine_tune", "reward_scores", "evaluate_checkpoint"} <= gpu_rules
     assert "Group job evaluation" in paper_dry_run["text"]
 

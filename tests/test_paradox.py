@@ -6,7 +6,18 @@ import math
 import numpy as np
 import pytest
 
-from scripts.analysis.paradox import analyse, budget_figure, markdown, utilities, utility_matrix, verdict
+from scripts.analysis.construction import by_construction
+from scripts.analysis.paradox import (
+    analyse,
+    below_base,
+    bootstrap,
+    budget_figure,
+    markdown,
+    perceived_quality,
+    utilities,
+    utility_matrix,
+    verdict_lines,
+)
 from scripts.infrastructure.records import write_jsonl
 
 from conftest import markdown_rows
@@ -94,30 +105,100 @@ def test_utility_is_the_mean_over_benchmarks_of_seed_and_problem_means(tmp_path)
     assert utilities(blocks)[0] == pytest.approx(direct)
 
 
-def test_a_clear_paradox_is_found_with_intervals_that_exclude_zero(tmp_path):
+NO_CONSTRUCTION = {"C1": {}, "C4": {}}
+
+
+def test_a_clear_paradox_holds_with_p_values_below_alpha(tmp_path):
     [s] = analyse(_runs(tmp_path, PARADOX), _streams(PPL), rounds=300)
-    assert s["gap"]["oracle_refined"]["low"] > 0.2
-    assert s["gap"]["oracle_synthesized"]["low"] > 0.2
-    assert s["rho"]["ppl"]["value"] == pytest.approx(-1.0) and s["rho"]["ppl"]["high"] < 0
-    assert 0.7 < s["recovered"]["value"] < 1.1
+    assert s["seed_level"] and s["gap"]["oracle_refined"]["low"] > 0.2 and s["gap"]["oracle_synthesized"]["low"] > 0.2
+    assert s["gap"]["oracle_refined"]["verdict"] == "holds" and s["gap"]["oracle_refined"]["p"] < 0.01
+    # five streams in exactly the reverse order of their perplexity: the exact permutation p is 1/120
+    assert s["rho"]["ppl"]["rho"] == pytest.approx(-1.0) and s["rho"]["ppl"]["p"] == pytest.approx(1 / 120)
+    assert s["rho"]["ppl"]["exact"] and s["rho"]["ppl"]["verdict"] == "holds"
+    assert 0.7 < s["recovered"]["value"] < 1.1 and s["recovered"]["verdict"] == "holds"
     assert s["utility"]["slm_rft"]["low"] < 0.55 < s["utility"]["slm_rft"]["high"]
-    lines = "\n".join(verdict([s], _streams(PPL)))
-    assert "**C1 (perceived quality)** holds" in lines
+    lines = "\n".join(verdict_lines([s], {}, NO_CONSTRUCTION, 0.05, []))
     assert "SLM-RFT trains better in 1 of 1 settings" in lines
     assert "in 1 of 1 settings" in lines.split("C3")[1]
 
 
-def test_the_verdict_reports_where_the_effect_fades_or_reverses(tmp_path):
+def test_a_rank_correlation_over_five_streams_is_not_shown_unless_its_exact_p_is_below_alpha(tmp_path):
+    # utility: slm_rft > style_aligned > reference > oracle_refined > oracle_synthesized; these PPLs
+    # rank the streams 1, 2, 4, 5, 3: Spearman's rho -0.7
+    ppl = {"slm_rft": 1.2, "style_aligned": 1.25, "reference": 2.5, "oracle_refined": 3.0, "oracle_synthesized": 2.0}
+    [s] = analyse(_runs(tmp_path, PARADOX), _streams(ppl), rounds=200)
+    r = s["rho"]["ppl"]
+    assert r["rho"] == pytest.approx(-0.7) and r["p"] == pytest.approx(14 / 120) and r["verdict"] == "not shown"
+    assert "not shown in DFT lr 0.0003 bs 16 3 ep (p = 0.12)" in "\n".join(
+        verdict_lines([s], {}, NO_CONSTRUCTION, 0.05, [])
+    )
+
+
+def test_the_verdict_reports_where_the_effect_is_not_shown_or_reverses(tmp_path):
     no_gap = {s: 0.4 for s in PARADOX}
     reversed_ = {**PARADOX, "oracle_refined": 0.8, "oracle_synthesized": 0.8}
     runs = _runs(tmp_path, PARADOX, epochs=1) + _runs(tmp_path, no_gap, epochs=3) + _runs(tmp_path, reversed_, epochs=9)
     settings = analyse(runs, _streams(PPL), rounds=300)
     assert [s["epochs"] for s in settings] == [1, 3, 9]
-    text = "\n".join(verdict(settings, _streams(PPL)))
+    text = "\n".join(verdict_lines(settings, {}, NO_CONSTRUCTION, 0.05, []))
     assert "SLM-RFT trains better in 1 of 3 settings" in text
-    assert "no significant difference in DFT lr 0.0003 bs 16 3 ep" in text
+    assert "not shown in DFT lr 0.0003 bs 16 3 ep (p = " in text
     assert "reversed (the oracle stream trains better) in DFT lr 0.0003 bs 16 9 ep" in text
-    assert "it is gone at 3, 9 epochs" in text
+    assert "it is not shown at 3, 9 epochs" in text
+
+
+def test_seeds_are_resampled_only_from_three_seeds_on(tmp_path):
+    two = _runs(tmp_path, {"slm_rft": 0.5, "oracle_refined": 0.2}, seeds=(0, 1))
+    _, blocks, _ = utility_matrix({s: [r for r in two if r["stream"] == s] for s in ("slm_rft", "oracle_refined")})
+    # seeds differ in what they drew: with two seeds the bootstrap keeps both, so a round over the
+    # problems drawn in order reproduces the point estimate exactly
+    blocks = [b.copy() for b in blocks]
+    for b in blocks:
+        b[:, 1] = 1 - b[:, 0]
+    draws = bootstrap(blocks, rounds=50, seed=0)
+    assert np.allclose(draws.mean(axis=1), 0.5)  # every draw averages the two seeds, never one twice
+    [s] = analyse(two, _streams(PPL), rounds=50)
+    assert not s["seed_level"]
+
+
+def test_perceived_quality_is_a_paired_test_over_the_problems_both_streams_kept(tmp_path):
+    rng = np.random.default_rng(0)
+    rewards = {
+        "slm_rft": rng.uniform(0.4, 0.6, 30),
+        "oracle_refined": rng.uniform(0.6, 0.8, 30),
+        "style_aligned": rng.uniform(0.4, 0.6, 30),
+    }
+    files = {}
+    for name, values in rewards.items():
+        write_jsonl(tmp_path / f"{name}.jsonl", [{"id": str(i), "reward": float(v)} for i, v in enumerate(values)])
+        files[name] = str(tmp_path / f"{name}.jsonl")
+    q = perceived_quality({"orm": files}, {n: {"kind": KINDS[n]} for n in rewards})["orm"]
+    assert set(q) == {"oracle_refined", "style_aligned"}
+    assert q["oracle_refined"]["verdict"] == "holds" and q["oracle_refined"]["problems"] == 30
+    assert q["style_aligned"]["verdict"] == "not shown"
+
+
+def test_what_holds_by_construction_is_named_and_learned_rewards_are_not(tmp_path):
+    specs = {
+        "slm_rft": {"kind": "slm_rft"},
+        "oracle_refined": {"kind": "oracle", "task": "refine", "oracle": "b"},
+        "style_aligned": {"kind": "oracle", "task": "style_align", "oracle": "b"},
+    }
+    c = by_construction(
+        specs,
+        {"b": {"backend": "builtin"}},
+        {"process": {"backend": "builtin"}, "orm": {"backend": "sequence_classifier"}},
+    )
+    assert set(c["C1"]) == {"process"} and "" in c["C4"]
+    api = by_construction(specs, {"b": {"backend": "openai"}}, {"process": {"backend": "builtin"}})
+    assert api == NO_CONSTRUCTION
+
+
+def test_streams_below_the_untrained_student_are_flagged_with_the_base(tmp_path):
+    [s] = analyse(_runs(tmp_path, PARADOX), _streams(PPL), rounds=100)
+    flagged = below_base([s], {"tiny": 0.3})
+    assert {f["stream"] for f in flagged} == {"oracle_refined", "oracle_synthesized", "reference"}
+    assert all(f["base"] == 0.3 and f["utility"] < 0.3 for f in flagged)
 
 
 def test_one_seed_gives_problem_level_intervals_and_the_markdown_lists_every_setting(tmp_path):
@@ -140,6 +221,7 @@ def test_one_seed_gives_problem_level_intervals_and_the_markdown_lists_every_set
         }
     }
     text = markdown(settings, _streams(PPL), checks, "Avg@4", 200)
+    assert "intervals are over problems only" in text
     rows = markdown_rows(text)
     assert {tuple(r[:2]) for r in rows if r[0].endswith(" ep")} >= {
         ("DFT lr 0.0003 bs 16 3 ep", "1"),

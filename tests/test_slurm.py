@@ -5,6 +5,7 @@ Debian-like, a fake GPU), runs the CI-sized pipeline through a profile derived f
 profiles/slurm, and asks SLURM itself (scontrol) which jobs asked for a GPU."""
 
 import ast
+import json
 import os
 import re
 import shutil
@@ -32,6 +33,7 @@ STAGE = {
     "adaptation_cost": "adaptation_cost",
     "fine_tune": "training",
     "reward_scores": "reward",
+    "outcome_reward_model": "reward",
     "evaluate_base": "evaluation",
     "evaluate_base_greedy": "evaluation",
     "evaluate_checkpoint": "evaluation",
@@ -145,8 +147,10 @@ def test_the_workflow_profile_shares_no_key_with_the_other_profiles():
 
 def test_site_specifics_live_in_profiles_not_in_rules():
     rules = "".join(p.read_text() for p in (REPO / "rules").glob("*.smk"))
-    for word in ("slurm_partition", "slurm_account", "gpu_model", "gres", "partition"):
+    for word in ("slurm_partition", "slurm_account", "gpu_model", "partition"):
         assert word not in rules, word
+    # a GPU count per node (a multi-node job's gres) is portable; a site's GRES names are not
+    assert set(re.findall(r'"gres": f?"([^"]*)"', rules)) <= {"gpu:{spec['gpu']}"}
 
 
 # -- what each job asks for ---------------------------------------------------------------------
@@ -183,7 +187,11 @@ def slurm_dry_run(tmp_path_factory):
     layer = tmp / "sizes.yaml"
     layer.write_text(
         yaml.safe_dump(
-            {"resources": {stage: {"gpu": g, "mem_mb": m, "runtime": r} for stage, (g, m, r) in SIZES.items()}}
+            {
+                "resources": {stage: {"gpu": g, "mem_mb": m, "runtime": r} for stage, (g, m, r) in SIZES.items()},
+                # two training processes split the batch of 16 in micro-batches of 8
+                "training": {"hparams": {"micro_batch_size": 8}},
+            }
         )
     )
     out = snakemake(tmp / "work", derived_slurm_profile(tmp / "profile"), [REPO / "config.yaml", layer], "-n")
@@ -266,7 +274,7 @@ def slurm_jobs() -> dict[str, dict]:
 def rule_of(job: dict) -> str:
     """The rule (or group) a SLURM job runs, from the plugin's comment: `rule_<rule>` or
     `rule_<rule>_wildcards_<values>`, and for a group `rule_<group>_<its rules>`."""
-    name = job["Comment"].removeprefix("rule_").split("_wildcards_")[0]
+    name = job.get("Comment", "").removeprefix("rule_").split("_wildcards_")[0]
     return next((g for g in GROUPS if name == g or name.startswith(g + "_")), name)
 
 
@@ -400,3 +408,99 @@ def test_oracle_streams_never_exceed_the_profiles_oracle_api_limit(slurm_run):
     assert len(spans) == len(oracle) > limit
     most = max(sum(s <= t < e for s, e in spans) for t, _ in spans)
     assert most <= limit, f"{most} oracle stream jobs ran at once; the profile allows {limit}"
+
+
+# -- a two-GPU training job on the real SLURM: one script per job, preempted and resumed -------
+
+RUN = "tiny/slm_rft/sft/lr0.0003_bs8_ep1_seed0"  # one fine-tuning run of the CI-sized config
+LONG = 200  # optimiser steps: long enough to be signalled mid-training
+
+
+@pytest.fixture(scope="module")
+def two_gpu_training(slurm, ci_run, tmp_path_factory):
+    """One fine_tune job of a copy of the CI-sized run, asking SLURM for 2 (fake) GPUs: the stage
+    launches 2 training processes (CPUs, gloo). Once it trains, SLURM signals the job's processes
+    with SIGTERM, as the profile's warning signal before the time limit does (`scancel --signal`
+    goes the same way: to every process of the job's steps); the job saves and fails, Snakemake
+    resubmits it (1 retry) and the second job resumes."""
+    tmp = tmp_path_factory.mktemp("slurm_gpu2")
+    work = tmp / "work"
+    shutil.copytree(ci_run, work, symlinks=True)
+    log = work / "results" / "logs" / "training" / f"{RUN}.log"
+    log.unlink()  # the CI run's: the job below is seen training once its own log shows a loss
+    layer = tmp / "gpu2.yaml"
+    layer.write_text(
+        yaml.safe_dump(
+            {
+                "resources": {"training": {"gpu": 2, "mem_mb": 4000, "runtime": 10}},
+                "training": {"hparams": {"micro_batch_size": 4, "max_steps": LONG}},
+            }
+        )
+    )
+    cmd = [
+        *SNAKEMAKE,
+        "--profile",
+        str(derived_slurm_profile(tmp / "profile")),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        *map(str, [*CI, layer]),
+        "--retries",
+        "1",
+        f"results/training/{RUN}/train.json",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    deadline, signalled = time.monotonic() + 600, None
+    while proc.poll() is None and time.monotonic() < deadline and signalled is None:
+        if log.exists() and "'loss'" in log.read_text():
+            running = [i for i, j in slurm_jobs().items() if rule_of(j) == "fine_tune" and j["JobState"] == "RUNNING"]
+            if running:
+                subprocess.run(["scancel", "--signal=TERM", running[0]], check=True)
+                signalled = running[0]
+        time.sleep(0.2)
+    try:
+        text = proc.communicate(timeout=600)[0]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        text = proc.communicate(timeout=120)[0]
+        pytest.fail(f"the two-GPU training run did not finish:\n{text[-4000:]}")
+    run_id = re.search(r"SLURM run ID: (\S+)", text)
+    jobs = [j for j in slurm_jobs().values() if run_id and j.get("JobName") == run_id.group(1)]
+    return {
+        "text": text,
+        "signalled": signalled,
+        "jobs": jobs,
+        "work": work,
+        "slurm_logs": sorted((work / "results" / "logs" / "slurm" / "rule_fine_tune").rglob("*.log")),
+    }
+
+
+def test_a_two_gpu_training_job_runs_its_script_once_and_resumes_after_slurms_warning_signal(two_gpu_training):
+    t = two_gpu_training
+    assert t["signalled"], f"the job was never seen training:\n{t['text'][-4000:]}"
+    assert "steps (100%) done" in t["text"], t["text"][-6000:]
+    # two SLURM jobs (the signalled one, its retry), each asking for 2 GPUs, one process per job
+    assert len(t["jobs"]) == 2 and all("gpu:2" in j.get("TresPerJob", "") for j in t["jobs"]), t["jobs"]
+    assert {j["JobState"] for j in t["jobs"]} == {"FAILED", "COMPLETED"}
+    assert len(t["slurm_logs"]) == 2
+    logs = [p.read_text() for p in t["slurm_logs"]]
+    first = next(x for x in logs if "stopped by a signal" in x)  # the stage's error line
+    for text in logs:  # SLURM started the job's Snakemake (and so the stage) once, not once per GPU
+        assert len(re.findall(r"^rule fine_tune:", text, re.M)) == 1, text[-3000:]
+    stage_log = (t["work"] / "results" / "logs" / "training" / f"{RUN}.log").read_text()  # the retry's
+    assert stage_log.count("launching 2 training processes (2 per node x 1)") == 1, stage_log[-3000:]
+    assert "resumed from the checkpoint of step" in stage_log
+    summary = json.loads((t["work"] / "results" / "training" / RUN / "train.json").read_text())
+    step = int(re.search(r"stopped by a signal at step (\d+)", first).group(1))
+    # FSDP was asked for (full fine-tuning); accelerate runs CPU processes as DDP (see test_distributed_training)
+    assert summary["world_size"] == 2 and summary["strategy"] == "ddp"
+    assert 0 < step < LONG and summary["resumed_from"] == step
+    assert summary["steps"] == LONG
+    assert not (t["work"] / "results" / "training_state" / RUN).exists()  # finished: removed
+
+
+def test_the_slurm_profile_asks_a_warning_signal_for_training_jobs():
+    profile = load(REPO / "profiles" / "slurm" / "profile.yaml")
+    assert "--signal=TERM@" in profile["set-resources"]["fine_tune"]["slurm_extra"]

@@ -33,10 +33,10 @@ def test_a_float_timeout_is_refused_with_a_clear_error():
 
 
 def _hang(args):
-    gold, completion, timeout_s = args
+    gold, completion, timeout_s, extraction = args
     if "hang" in completion:
         time.sleep(3600)
-    return verification._check(gold, completion, timeout_s)
+    return verification._check(gold, completion, timeout_s, extraction)
 
 
 def test_a_hung_check_is_killed_counted_as_timeout_and_the_rest_still_verified(monkeypatch):
@@ -50,3 +50,33 @@ def test_a_hung_check_is_killed_counted_as_timeout_and_the_rest_still_verified(m
     )
     assert [v.reason for v in verdicts] == ["correct", "timeout", "correct", "wrong"]
     assert time.monotonic() - t < 30
+
+
+def test_answer_extraction_falls_back_as_the_qwen_math_harness_does_when_configured():
+    items = [
+        ("26", "Tom has 20 apples and buys 6 more.\nThe answer is 26."),
+        ("26", "So the final answer is: $26$"),
+        ("26", "20 + 6 = 26 apples in all"),
+        ("26", r"The answer is \boxed{25}, I think the answer is 26."),  # a box wins over the text
+        ("26", "no number here"),
+    ]
+    reasons = {
+        mode: [(v.reason, v.source) for v in verify_answers(items, timeout_s=2, workers=1, extraction=mode)]
+        for mode in ("boxed", "answer_is", "last_number")
+    }
+    assert reasons["boxed"] == [("no_boxed", "")] * 3 + [("wrong", "boxed"), ("no_boxed", "")]
+    assert reasons["answer_is"] == [
+        ("correct", "answer_is"),
+        ("correct", "answer_is"),
+        ("no_answer", ""),
+        ("wrong", "boxed"),
+        ("no_answer", ""),
+    ]
+    assert reasons["last_number"][:3] == [
+        ("correct", "answer_is"),
+        ("correct", "answer_is"),
+        ("correct", "last_number"),
+    ]
+    assert reasons["last_number"][4] == ("no_answer", "")
+    with pytest.raises(ValueError, match="unknown answer extraction"):
+        verify_answers(items, extraction="anything")

@@ -1,6 +1,7 @@
 import random
 
 from scripts.organism import word_problems as wp
+from scripts.organism.styles import SWITCHES, restyle
 
 
 def graphs(n=50, seed=0):
@@ -31,7 +32,10 @@ def test_problem_text_states_every_operand_and_asks_the_question():
 def test_clean_solutions_in_every_style_check_fully_correct():
     for g in graphs():
         native = wp.native_solution(g)
-        for trace in (native, wp.oracle_notation(native), wp.oracle_synthesis(g), wp.reference_solution(g)):
+        styled = [restyle(native, {s: 1.0}, "t") for s in SWITCHES] + [
+            restyle(native, dict.fromkeys(SWITCHES, 1.0), "t")
+        ]
+        for trace in (native, *styled, wp.oracle_synthesis(g), wp.reference_solution(g)):
             correct, stated = wp.check_steps(trace, g)
             assert stated > 0 and correct == stated, trace
 
@@ -72,7 +76,7 @@ def test_repair_refuses_a_trace_that_does_not_follow_the_steps():
 def test_oracle_styles_drift_from_the_native_one():
     g = graphs(1, seed=3)[0]
     native = wp.native_solution(g)
-    refined = wp.oracle_notation(native)
+    refined = restyle(native, {"notation": 1.0, "latex": 1.0, "spacing": 1.0}, "t")
     assert "\\(" in refined and "\n\n" in refined and " + " not in refined
     assert "\\(" not in native
     assert len(wp.stated_equations(wp.oracle_synthesis(g))) <= (len(g.steps) + 1) // 2

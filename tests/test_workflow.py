@@ -100,7 +100,9 @@ def test_a_second_run_has_nothing_to_do(finished_run):
 
 # --- rerun scope: what an edit replans --------------------------------------------------------------
 
-# The CI-sized DAG: 52 jobs. Sets of jobs below are what each edit must replan, by rule.
+# The CI-sized DAG: 58 jobs. Sets of jobs below are what each edit must replan, by rule. Two
+# reward models score every stream: the built-in process reward and an outcome reward model
+# trained on the student's own native traces (rewards.orm).
 UPSTREAM = {"problem_pool": 1, "benchmark_problems": 3}
 FROM_STUDENT = {
     "student": 1,
@@ -108,7 +110,8 @@ FROM_STUDENT = {
     "rejection_sampling": 1,
     "stream": 5,
     "retention": 3,
-    "reward_scores": 5,
+    "outcome_reward_model": 1,
+    "reward_scores": 10,
     "adaptation_cost": 5,
     "drift": 1,
     "fine_tune": 10,
@@ -149,11 +152,12 @@ CODE_EDITS = {
         "(final + precision) / 2",
         {"reward_scores": 5, **REPORTS},
     ),
-    "a learned reward backend (not used)": (
+    # the outcome reward model scores through it; the process reward does not
+    "a learned reward backend": (
         "scripts/backends/rewards/learned.py",
         '"batch_size": 8',
         '"batch_size": 4',
-        {},
+        {"reward_scores": 5, **REPORTS},
     ),
     # the built-in student is pretrained through the same trainer: everything from it reruns
     "the training module": (
@@ -164,8 +168,8 @@ CODE_EDITS = {
     ),
     "the fine-tuning stage": (
         "scripts/stages/fine_tune.py",
-        '"base": student["path"]',
-        '"base": student["path"], "x": 1',
+        '"world_size": world,',
+        '"world_size": world, "x": 1,',
         {"fine_tune": 10, "evaluate_checkpoint": 10, **REPORTS},
     ),
     "the transformers generation backend": (
@@ -181,7 +185,7 @@ CODE_EDITS = {
         "scripts/analysis/statistics.py",
         "1.96 *",
         "1.959964 *",
-        {**EVALUATIONS, "retention": 3, "reward_scores": 5, "drift": 1, **REPORTS},
+        {**EVALUATIONS, "retention": 3, "reward_scores": 10, "drift": 1, **REPORTS},
     ),
 }
 CONFIG_EDITS = {
@@ -192,9 +196,15 @@ CONFIG_EDITS = {
             **FROM_NATIVE_TRACES,
         },
     ),
+    # the pool is decontaminated against every benchmark before sampling: a benchmark edit
+    # remakes the pool, and so everything sampled from it
     "problems.benchmarks.two_step.n": (
         "problems: {benchmarks: {two_step: {n: 10}}}",
-        {"benchmark_problems": 1, **EVALUATIONS, **REPORTS},
+        {"benchmark_problems": 1, "problem_pool": 1, **FROM_NATIVE_TRACES, **EVALUATIONS},
+    ),
+    "problems.decontamination.threshold": (
+        "problems: {decontamination: {threshold: 0.9}}",
+        {"problem_pool": 1, **FROM_NATIVE_TRACES},
     ),
     "students.tiny.builtin.slip_rate": ("students: {tiny: {builtin: {slip_rate: 0.1}}}", FROM_STUDENT),
     "native_traces.temperature": ("native_traces: {temperature: 0.9}", FROM_NATIVE_TRACES),
@@ -204,7 +214,7 @@ CONFIG_EDITS = {
         {
             "stream": 1,
             "retention": 1,
-            "reward_scores": 1,
+            "reward_scores": 2,
             "adaptation_cost": 1,
             "drift": 1,
             "fine_tune": 2,
@@ -469,7 +479,7 @@ def test_an_oracle_prompt_edit_replans_the_streams_that_send_it_and_a_preamble_e
         assert dry_run(REPO, work, edit) == {
             "stream": 1,
             "retention": 1,
-            "reward_scores": 1,
+            "reward_scores": 2,
             "adaptation_cost": 1,
             "drift": 1,
             "fine_tune": 2,

@@ -19,6 +19,10 @@ pass, per trace and per stream:
   of r_t / s_t. A stream's RSR, as in the authors' code, is the mean over traces of the mean
   clipped rank divided by the mean over traces of the mean surprisal. Lower is better suited
   to the learner: informative (surprising) tokens that the student still ranks high;
+- the learnability probe: the share of *result tokens* (the number written right after ``=``: what a
+  step asks the student to compute) that the student predicts as its top choice under teacher
+  forcing. A stream can drift in style while staying as learnable (the probe holds) or change
+  what the arithmetic looks like to the student (the probe falls);
 - for the drift analyses (``scripts.analysis.drift``), ``<stream>.tokens.npz``: every Q1 token id with
   its NLL, and the unigram counts of all completion tokens with each token's decoded text.
 
@@ -27,12 +31,14 @@ module turns its token NLLs and ranks into the measures above.
 """
 
 import math
+import re
 
 import numpy as np
 
 from scripts.backends.generation.base import TraceTokens
 
 QUARTERS = 4
+RESULT = re.compile(r"=\s*(-?\d+)")  # a step's result: the number right after "="
 
 
 def quarter_sums(nll: np.ndarray) -> list[tuple[float, int]]:
@@ -107,10 +113,35 @@ def token_data(traces: list[TraceTokens], tokenizer) -> dict[str, np.ndarray]:
     }
 
 
+def result_tokens(trace: TraceTokens, completion: str) -> np.ndarray:
+    """Which of a trace's completion tokens write a step's result (overlap a number after "=")."""
+    mask = np.zeros(len(trace.ids), dtype=bool)
+    if not len(trace.spans):
+        return mask
+    a, b = trace.spans[: len(mask), 0], trace.spans[: len(mask), 1]
+    for m in RESULT.finditer(completion):
+        mask[: len(a)] |= (a < m.end(1)) & (b > m.start(1))
+    return mask
+
+
+def learnability(stream: list[dict], traces: list[TraceTokens]) -> dict:
+    """The probe over a stream: result tokens, and the share the student ranks first."""
+    n = top1 = 0
+    for r, t in zip(stream, traces):
+        mask = result_tokens(t, r["trace"])
+        n += int(mask.sum())
+        top1 += int((t.rank[mask] == 1).sum())
+    return {"result_tokens": n, "result_token_accuracy": top1 / n if n else math.nan}
+
+
 def per_trace(stream: list[dict], traces: list[TraceTokens], threshold: float, clip: int) -> list[dict]:
-    """One record per trace: tokens, NLL sum (whole and per quarter), low-probability count, RSR."""
+    """One record per trace: tokens, NLL sum (whole and per quarter), low-probability count, RSR,
+    result tokens and how many of them the student ranks first."""
+    masks = [result_tokens(t, r["trace"]) for r, t in zip(stream, traces)]
     return [
         {
+            "result_tokens": int(m.sum()),
+            "result_top1": int((t.rank[m] == 1).sum()),
             "id": r["id"],
             "tokens": len(t.nll),
             "truncated": t.truncated,
@@ -120,16 +151,17 @@ def per_trace(stream: list[dict], traces: list[TraceTokens], threshold: float, c
             "rank_sum": int(np.minimum(t.rank, clip).sum()),
             "rsr": _finite_or_none(rank_surprisal_ratio(t.rank, t.nll, clip)),
         }
-        for r, t in zip(stream, traces)
+        for r, t, m in zip(stream, traces, masks)
     ]
 
 
-def stream_summary(name: str, traces: list[TraceTokens], threshold: float, clip: int) -> dict:
+def stream_summary(name: str, stream: list[dict], traces: list[TraceTokens], threshold: float, clip: int) -> dict:
     return {
         "stream": name,
         **summarise([t.nll for t in traces]),
         "truncated_traces": sum(t.truncated for t in traces),
         **learner_compatibility(traces, threshold, clip),
+        **learnability(stream, traces),
     }
 
 

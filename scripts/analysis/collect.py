@@ -72,7 +72,16 @@ def _scores(path) -> dict:
     overall = ev.get("avg_at_k")
     if overall is None:
         overall = float(np.mean(list(bench.values()))) if bench else math.nan
-    return {"avg_at_k": _num(overall), "benchmarks": bench, "k": ev.get("k")}
+    breakdown = {name: b["breakdown"] for name, b in ev.get("benchmarks", {}).items() if b.get("breakdown")}
+    # share of samples with no answer to extract, per benchmark (older scores lack it: None)
+    unextracted = {name: b.get("unextracted_share") for name, b in ev.get("benchmarks", {}).items()}
+    return {
+        "avg_at_k": _num(overall),
+        "benchmarks": bench,
+        "k": ev.get("k"),
+        "breakdown": breakdown,
+        "unextracted": unextracted,
+    }
 
 
 def collect_runs(runs: list[dict]) -> list[dict]:

@@ -1,24 +1,33 @@
-"""The paradox, measured: the study's claims tested per training setting, with intervals.
+"""The paradox, measured: the study's claims tested per training setting, each with a p-value,
+and a claim "holds" only at p < alpha (``report.alpha``); otherwise it is "not shown" and the
+p-value says how far it was.
 
 A *setting* is (student, objective, lr, batch size, epochs); each setting trains every stream
 with the same seeds. Utility is Avg@k over all benchmark problems (the mean of the
-per-benchmark means). Uncertainty comes from a paired two-level bootstrap: each round draws
-seeds with replacement, then problems with replacement within each benchmark, and applies the
-same draw to every stream of the setting, so differences and rank correlations between
-streams get intervals that respect their pairing.
+per-benchmark means). Uncertainty comes from a paired bootstrap: each round draws problems with
+replacement within each benchmark -- and seeds, where there are at least three -- and applies
+the same draw to every stream of the setting, so differences between streams get intervals
+that respect their pairing.
 
-Claims (the paper's, restated for the organism), each judged from the numbers:
+Claims (the paper's, restated for the organism):
 
-- C1 *perceived quality*: every oracle stream's mean reward is above SLM-RFT's (95% CIs apart);
-- C2 *utility*: an oracle stream trains the student worse than SLM-RFT (the 95% interval of
-  U(slm_rft) - U(oracle) lies above 0); per setting and per oracle stream;
-- C3 *mechanism*: the student's perplexity on a stream predicts its utility (Spearman rho of
-  PPL vs utility across streams is negative, its bootstrap interval below 0);
-- C4 *repair*: Style-Aligned recovers the SLM-RFT-vs-Oracle-Refined gap: the recovered
-  fraction (U(style_aligned) - U(oracle_refined)) / (U(slm_rft) - U(oracle_refined)), where
-  C2 holds for oracle_refined.
+- C1 *perceived quality*, per reward model: each oracle stream's rewards are above SLM-RFT's on
+  the same problems (one-sided Wilcoxon signed-rank test over the problems both streams kept);
+- C2 *utility*: an oracle stream trains the student worse than SLM-RFT: U(slm_rft) - U(oracle)
+  > 0 (bootstrap p: the share of draws at or below 0); per setting and per oracle stream;
+- C3 *mechanism*: the student's perplexity on a stream predicts its utility: Spearman's rho of
+  PPL vs utility across streams is negative, with an exact permutation p-value (with five
+  streams the smallest p is 1/120, and rho = -0.7 gives p = 0.12);
+- C4 *repair*: Style-Aligned recovers at least half of the SLM-RFT-vs-Oracle-Refined gap:
+  (U(style_aligned) - U(oracle_refined)) / (U(slm_rft) - U(oracle_refined)) > 1/2 (bootstrap
+  p), where C2 holds for oracle_refined.
 
-The verdict section is generated from these numbers, so it stays true when they change.
+What holds *by construction* in the organism (``by_construction``) is labelled so and never
+counted as evidence: the built-in oracle repairs every step from the computation graph the
+built-in process reward checks (C1 with that reward), and the built-in Style-Aligned stream is
+SLM-RFT with only its wrong numbers fixed (C4 with that oracle). Every stream that trains the
+student below the untrained base is flagged, with the base beside it. The verdict section is
+generated from the numbers, so it stays true when they change.
 """
 
 import math
@@ -27,12 +36,13 @@ from collections import defaultdict
 import numpy as np
 
 from scripts.analysis.collect import QUARTERS, collect_streams
+from scripts.analysis.construction import ALIGNED, REFINED, SLM_RFT
 from scripts.analysis.formatting import DASH, fmt, interval, markdown_table
-from scripts.analysis.statistics import ci, spearman
+from scripts.analysis.statistics import bootstrap_p, ci, spearman_test, verdict
 from scripts.data.verification import verify_answers
 from scripts.infrastructure.records import read_json, read_jsonl
 
-SLM_RFT, REFINED, ALIGNED = "slm_rft", "oracle_refined", "style_aligned"
+MIN_SEEDS = 3  # fewer seeds: intervals over problems only
 
 
 # --- utility per run, with a paired bootstrap --------------------------------------------
@@ -79,53 +89,61 @@ def utilities(blocks: list[np.ndarray], seed_idx=None, problem_idx=None) -> np.n
 
 
 def bootstrap(blocks: list[np.ndarray], rounds: int, seed: int) -> np.ndarray:
-    """[round, stream] utilities under the paired two-level bootstrap."""
+    """[round, stream] utilities under the paired bootstrap: problems drawn with replacement
+    within each benchmark, and seeds too where there are at least ``MIN_SEEDS`` of them (with
+    fewer, an interval over seeds would pretend to know a spread it never saw)."""
     rng = np.random.default_rng(seed)
     n_seeds = blocks[0].shape[1]
     out = np.empty((rounds, blocks[0].shape[0]))
     for i in range(rounds):
-        seed_idx = rng.integers(0, n_seeds, n_seeds)
+        seed_idx = rng.integers(0, n_seeds, n_seeds) if n_seeds >= MIN_SEEDS else None
         problem_idx = [rng.integers(0, b.shape[2], b.shape[2]) for b in blocks]
         out[i] = utilities(blocks, seed_idx, problem_idx)
     return out
 
 
-def _sign(c: dict) -> str:
-    """holds / absent / reversed for an interval of a quantity the claim says is > 0."""
-    if not math.isfinite(c["low"]):
-        return "undetermined"
-    return "holds" if c["low"] > 0 else "reversed" if c["high"] < 0 else "absent"
-
-
 # --- one setting -------------------------------------------------------------------------
 
 
-def analyse_setting(runs_by_stream: dict[str, list[dict]], streams: dict[str, dict], rounds: int, seed: int) -> dict:
+def analyse_setting(
+    runs_by_stream: dict[str, list[dict]], streams: dict[str, dict], rounds: int, seed: int, alpha: float = 0.05
+) -> dict:
     names, blocks, seeds = utility_matrix(runs_by_stream)
     point = utilities(blocks)
     boot = bootstrap(blocks, rounds, seed)
     idx = {s: i for i, s in enumerate(names)}
     out = {
         "seeds": seeds,
+        "seed_level": len(seeds) >= MIN_SEEDS,
         "problems": int(sum(b.shape[2] for b in blocks)),
         "utility": {s: ci(boot[:, i], point[i]) for s, i in idx.items()},
     }
     oracle = [s for s in names if streams.get(s, {}).get("kind") == "oracle" and s != ALIGNED]
     if SLM_RFT in idx:
-        out["gap"] = {
-            o: ci(boot[:, idx[SLM_RFT]] - boot[:, idx[o]], point[idx[SLM_RFT]] - point[idx[o]]) for o in oracle
-        }
+        out["gap"] = {}
+        for o in oracle:
+            draws = boot[:, idx[SLM_RFT]] - boot[:, idx[o]]
+            c = ci(draws, point[idx[SLM_RFT]] - point[idx[o]])
+            c["p"], c["p_reversed"] = bootstrap_p(draws), bootstrap_p(-draws)
+            c["verdict"] = verdict(c["p"], alpha)
+            if c["verdict"] != "holds" and c["p_reversed"] < alpha:
+                c["verdict"] = "reversed"
+            out["gap"][o] = c
     if {SLM_RFT, REFINED, ALIGNED} <= idx.keys():
         r, o, a = (idx[s] for s in (SLM_RFT, REFINED, ALIGNED))
         gap = boot[:, r] - boot[:, o]
         with np.errstate(divide="ignore", invalid="ignore"):
             frac = np.where(np.abs(gap) > 1e-12, (boot[:, a] - boot[:, o]) / gap, np.nan)
         g0 = point[r] - point[o]
-        out["recovered"] = ci(frac, (point[a] - point[o]) / g0 if abs(g0) > 1e-12 else math.nan)
+        rec = ci(frac, (point[a] - point[o]) / g0 if abs(g0) > 1e-12 else math.nan)
+        rec["p"] = bootstrap_p(frac - 0.5)
+        rec["verdict"] = verdict(rec["p"], alpha)
+        out["recovered"] = rec
+    out["rho"] = {}
     for key in ("reward_mean", "ppl", *QUARTERS):
         x = [streams.get(s, {}).get(key, math.nan) for s in names]
-        rhos = [spearman(x, list(b)) for b in boot]
-        out.setdefault("rho", {})[key] = ci(rhos, spearman(x, list(point)))
+        t = spearman_test(x, list(point), alternative="less")
+        out["rho"][key] = {**t, "verdict": verdict(t["p"], alpha)}
     return out
 
 
@@ -136,7 +154,9 @@ def setting_key(r: dict) -> tuple:
     return (r["student"], r["objective"], float(r["lr"]), int(r["batch_size"]), float(r["epochs"]))
 
 
-def analyse(runs: list[dict], streams: dict[str, dict[str, dict]], rounds: int = 1000, seed: int = 0) -> list[dict]:
+def analyse(
+    runs: list[dict], streams: dict[str, dict[str, dict]], rounds: int = 1000, seed: int = 0, alpha: float = 0.05
+) -> list[dict]:
     """One record per setting (all its streams' runs), in budget order."""
     grouped: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
@@ -144,11 +164,58 @@ def analyse(runs: list[dict], streams: dict[str, dict[str, dict]], rounds: int =
     out = []
     for key in sorted(grouped):
         student = key[0]
-        rec = analyse_setting(grouped[key], streams[student], rounds, seed)
+        rec = analyse_setting(grouped[key], streams[student], rounds, seed, alpha)
         out.append(
             {"student": student, "objective": key[1], "lr": key[2], "batch_size": key[3], "epochs": key[4], **rec}
         )
     return out
+
+
+def perceived_quality(scores: dict[str, dict[str, str]], stream_specs: dict, alpha: float = 0.05) -> dict:
+    """C1 per reward model: reward -> oracle stream -> the mean reward difference to SLM-RFT over
+    the problems both kept, and a one-sided Wilcoxon signed-rank p-value ("the oracle stream's
+    rewards are higher"). ``scores``: reward -> stream -> per-trace scores file."""
+    from scipy.stats import wilcoxon
+
+    out = {}
+    for reward, files in scores.items():
+        if SLM_RFT not in files:
+            continue
+        base = {r["id"]: r["reward"] for r in read_jsonl(files[SLM_RFT]) if r["reward"] is not None}
+        out[reward] = {}
+        for stream, path in files.items():
+            if stream_specs.get(stream, {}).get("kind") != "oracle":
+                continue
+            mine = {r["id"]: r["reward"] for r in read_jsonl(path) if r["reward"] is not None}
+            common = sorted(base.keys() & mine.keys())
+            d = np.array([mine[i] - base[i] for i in common])
+            if not len(d) or np.all(d == 0):
+                p = math.nan if not len(d) else 1.0
+            else:
+                p = float(wilcoxon(d, alternative="greater").pvalue)
+            out[reward][stream] = {
+                "difference": float(d.mean()) if len(d) else math.nan,
+                "problems": len(d),
+                "p": p,
+                "verdict": verdict(p, alpha),
+            }
+    return out
+
+
+def below_base(settings: list[dict], base: dict[str, float]) -> list[dict]:
+    """Every (setting, stream) whose utility is below the untrained student's (sampled) utility."""
+    return [
+        {
+            "setting": _setting(s),
+            "stream": name,
+            "utility": c["value"],
+            "base": base[s["student"]],
+            "interval_below": c["high"] < base[s["student"]],
+        }
+        for s in settings
+        for name, c in s["utility"].items()
+        if s["student"] in base and c["value"] < base[s["student"]]
+    ]
 
 
 def fidelity(
@@ -196,87 +263,85 @@ def _pct(c: dict) -> str:
     return interval(c, ".1f", 100)
 
 
-def _num(c: dict, spec="+.2f") -> str:
-    return interval(c, spec, missing="n/a")
+def _p(p: float) -> str:
+    return "n/a" if not math.isfinite(p) else f"{p:.2g}" if p >= 0.001 else "< 0.001"
+
+
+def _claim(c: dict) -> str:
+    """ "holds (p = ...)" / "not shown (p = ...)" of a tested record."""
+    return f"{c['verdict']} (p = {_p(c['p'])})"
 
 
 def _setting(s: dict) -> str:
     return f"{s['objective'].upper()} lr {s['lr']:g} bs {s['batch_size']} {s['epochs']:g} ep"
 
 
-def verdict(settings: list[dict], streams: dict[str, dict[str, dict]]) -> list[str]:
-    """Generated sentences: which claims hold, where, and where the effect fades or reverses."""
-    lines = []
-    for student, by_stream in streams.items():
-        rft = by_stream.get(SLM_RFT)
-        if rft:
-            above = [
-                s
-                for s, v in by_stream.items()
-                if v.get("kind") == "oracle" and v["reward_ci95_low"] > rft["reward_ci95_high"]
-            ]
-            oracle = [s for s, v in by_stream.items() if v.get("kind") == "oracle"]
-            state = "holds" if oracle and set(above) == set(oracle) else "does not hold"
+def _count(settings: list[dict], get) -> dict[str, list[str]]:
+    by = defaultdict(list)
+    for s in settings:
+        c = get(s)
+        if c is not None:
+            by[c["verdict"]].append(f"{_setting(s)} (p = {_p(c['p'])})")
+    return by
+
+
+def verdict_lines(
+    settings: list[dict], quality: dict, construction: dict, alpha: float, flagged: list[dict]
+) -> list[str]:
+    """Generated sentences: which claims hold at ``alpha``, where, what holds by construction."""
+    lines = [f"A claim holds only where its p-value is below alpha = {alpha:g}; otherwise it is not shown."]
+    for student, rewards in quality.items():
+        for reward, by_stream in rewards.items():
+            held = [st for st, c in by_stream.items() if c["verdict"] == "holds"]
+            why = construction["C1"].get(reward)
+            label = f" **By construction, not evidence:** {why}." if why else ""
+            pairs = ", ".join(f"{st} {c['difference']:+.3f}, p = {_p(c['p'])}" for st, c in by_stream.items())
             lines.append(
-                f"- **C1 (perceived quality)** {state} for {student}: {len(above)} of {len(oracle)} "
-                f"oracle streams have a mean reward above SLM-RFT's with 95% intervals apart."
+                f"- **C1 (perceived quality, {reward}, {student})**: oracle streams score higher than SLM-RFT in "
+                f"{len(held)} of {len(by_stream)} ({pairs}).{label}"
             )
-    mine = [s for s in settings if "gap" in s]
-    for o in sorted({o for s in mine for o in s["gap"]}):
-        by = defaultdict(list)
-        for s in mine:
-            if o in s["gap"]:
-                by[_sign(s["gap"][o])].append(_setting(s))
+    for o in sorted({o for s in settings for o in s.get("gap", {})}):
+        by = _count(settings, lambda s, o=o: s.get("gap", {}).get(o))
+        n = sum(map(len, by.values()))
         lines.append(
-            f"- **C2 (utility, {o} vs slm_rft)**: SLM-RFT trains better in {len(by['holds'])} of "
-            f"{sum(map(len, by.values()))} settings"
-            + (f"; no significant difference in {', '.join(by['absent'])}" if by["absent"] else "")
+            f"- **C2 (utility, {o} vs slm_rft)**: SLM-RFT trains better in {len(by['holds'])} of {n} "
+            f"settings"
+            + (f"; not shown in {', '.join(by['not shown'])}" if by["not shown"] else "")
             + (f"; reversed (the oracle stream trains better) in {', '.join(by['reversed'])}" if by["reversed"] else "")
             + "."
         )
-    by = defaultdict(list)
-    for s in settings:
-        r = s["rho"]["ppl"]
-        state = (
-            "undetermined"
-            if not math.isfinite(r["high"])
-            else "holds"
-            if r["high"] < 0
-            else "reversed"
-            if r["low"] > 0
-            else "absent"
-        )
-        by[state].append(_setting(s))
+    by = _count(settings, lambda s: s["rho"]["ppl"])
     lines.append(
-        f"- **C3 (perplexity predicts utility)**: rho(PPL, utility) < 0 with its interval below 0 in "
-        f"{len(by['holds'])} of {len(settings)} settings"
-        + (f"; not significant in {', '.join(by['absent'])}" if by["absent"] else "")
-        + (f"; positive in {', '.join(by['reversed'])}" if by["reversed"] else "")
-        + (f"; undetermined (one seed, no spread) in {', '.join(by['undetermined'])}" if by["undetermined"] else "")
+        f"- **C3 (perplexity predicts utility)**: rho(PPL, utility) < 0 across streams (exact permutation "
+        f"test) in {len(by['holds'])} of {len(settings)} settings"
+        + (f"; not shown in {', '.join(by['not shown'])}" if by["not shown"] else "")
+        + (f"; undetermined in {', '.join(by['undetermined'])}" if by["undetermined"] else "")
         + "."
     )
-    rec = [s for s in settings if "recovered" in s and _sign(s["gap"].get(REFINED, {"low": math.nan})) == "holds"]
+    rec = [s for s in settings if "recovered" in s and s["gap"].get(REFINED, {}).get("verdict") == "holds"]
+    why = construction["C4"].get("")
+    label = f" **By construction, not evidence:** {why}." if why else ""
     if rec:
-        full = [_setting(s) for s in rec if s["recovered"]["low"] >= 0.5]
+        by = _count(rec, lambda s: s["recovered"])
         lines.append(
             f"- **C4 (Style-Aligned repairs the gap)**: where Oracle-Refined trains worse ({len(rec)} "
             f"settings), Style-Aligned recovers "
             + ", ".join(f"{100 * s['recovered']['value']:.0f}% ({_setting(s)})" for s in rec)
-            + f" of the gap; at least half of it with 95% confidence in {len(full)} of them."
+            + f" of the gap; at least half of it in {len(by['holds'])} of them.{label}"
         )
     else:
         lines.append(
             "- **C4 (Style-Aligned repairs the gap)**: undetermined: in no setting does Oracle-Refined "
-            "train significantly worse than SLM-RFT, so there is no gap to recover."
+            f"train worse than SLM-RFT at alpha = {alpha:g}, so there is no gap to recover.{label}"
         )
     budgets = sorted({s["epochs"] for s in settings})
     if len(budgets) > 1:
         for obj in sorted({s["objective"] for s in settings}):
             held = {
                 b: [
-                    _sign(s["gap"][REFINED])
-                    for s in mine
-                    if s["objective"] == obj and s["epochs"] == b and REFINED in s["gap"]
+                    s["gap"][REFINED]["verdict"]
+                    for s in settings
+                    if s["objective"] == obj and s["epochs"] == b and REFINED in s.get("gap", {})
                 ]
                 for b in budgets
             }
@@ -284,23 +349,47 @@ def verdict(settings: list[dict], streams: dict[str, dict[str, dict]]) -> list[s
             lines.append(
                 f"- **Budget ({obj.upper()})**: the Oracle-Refined gap holds at "
                 + ", ".join(f"{b:g} ep ({held[b].count('holds')}/{len(held[b])} lr)" for b in budgets)
-                + (f"; it is gone at {', '.join(f'{b:g}' for b in fades)} epochs." if fades else ".")
+                + (f"; it is not shown at {', '.join(f'{b:g}' for b in fades)} epochs." if fades else ".")
             )
+    if flagged:
+        lines.append(
+            f"- **Below the untrained student**: {len(flagged)} (setting, stream) pairs train the student to "
+            "less than its own base utility (listed below)."
+        )
     return lines
 
 
 def markdown(
-    settings: list[dict], streams: dict[str, dict[str, dict]], checks: dict[str, dict], k_label: str, rounds: int
+    settings: list[dict],
+    streams: dict[str, dict[str, dict]],
+    checks: dict[str, dict],
+    k_label: str,
+    rounds: int,
+    quality: dict | None = None,
+    construction: dict | None = None,
+    alpha: float = 0.05,
 ) -> str:
+    quality = quality or {}
+    construction = construction or {"C1": {}, "C4": {}}
+    base = {st: c["base_sampled"] for st, c in checks.items()}
+    flagged = below_base(settings, base)
+    seedless = [s for s in settings if not s["seed_level"]]
     out = [
         "# The paradox, measured",
         "",
-        f"Utility: {k_label} over all benchmark problems, mean over seeds; [95% interval] from a paired "
-        f"bootstrap over seeds and problems ({rounds} rounds). Every setting the sweep ran is listed.",
+        f"Utility: {k_label} over all benchmark problems, mean over seeds; [95% interval] from a paired bootstrap "
+        f"({rounds} rounds) over problems, and over seeds where a setting has at least {MIN_SEEDS}"
+        + (
+            f" ({len(seedless)} of {len(settings)} settings have fewer: their intervals are over problems only, "
+            "and say nothing of the spread between seeds)"
+            if seedless
+            else ""
+        )
+        + ". Every setting the sweep ran is listed.",
         "",
         "## Verdict (generated from the numbers below)",
         "",
-        *verdict(settings, streams),
+        *verdict_lines(settings, quality, construction, alpha, flagged),
         "",
     ]
     names = list(dict.fromkeys(s for st in settings for s in st["utility"]))
@@ -321,21 +410,27 @@ def markdown(
     ]
     rows = []
     for s in settings:
-        gaps = "; ".join(f"{o}: {interval(c, '+.1f', 100, missing='n/a')}" for o, c in s.get("gap", {}).items())
+        gaps = "; ".join(
+            f"{o}: {interval(c, '+.1f', 100, missing='n/a')}, {_claim(c)}" for o, c in s.get("gap", {}).items()
+        )
         rec = s.get("recovered")
         rows.append(
             [
                 _setting(s),
                 gaps or DASH,
-                DASH if rec is None else interval(rec, ".0f", 100, missing="n/a") + " %",
-                _num(s["rho"]["reward_mean"]),
-                _num(s["rho"]["ppl"]),
-                *(_num(s["rho"][q]) for q in QUARTERS),
+                DASH if rec is None else f"{interval(rec, '.0f', 100, missing='n/a')} %, {_claim(rec)}",
+                *(
+                    f"{fmt(s['rho'][q]['rho'], '+.2f')}, {_claim(s['rho'][q])}"
+                    for q in ("reward_mean", "ppl", *QUARTERS)
+                ),
             ]
         )
     out += [
         "",
         "## Claims per setting",
+        "",
+        "Each cell: the estimate, then the verdict at alpha with its p-value (bootstrap p for the gap and the "
+        "recovered share, exact permutation p for the rank correlations across streams).",
         "",
         markdown_table(
             [
@@ -348,6 +443,55 @@ def markdown(
             ],
             rows,
         ),
+    ]
+    if quality:
+        out += [
+            "",
+            "## Perceived quality per reward model (C1)",
+            "",
+            markdown_table(
+                [
+                    "student",
+                    "reward model",
+                    "oracle stream",
+                    "mean reward − SLM-RFT's",
+                    "problems",
+                    "verdict",
+                    "by construction",
+                ],
+                [
+                    [
+                        st,
+                        r,
+                        s,
+                        fmt(c["difference"], "+.3f"),
+                        str(c["problems"]),
+                        _claim(c),
+                        "yes" if r in construction["C1"] else "no",
+                    ]
+                    for st, rewards in quality.items()
+                    for r, by in rewards.items()
+                    for s, c in by.items()
+                ],
+            ),
+        ]
+    out += ["", "## Streams that train the student below its untrained base", ""]
+    out += [
+        markdown_table(
+            ["setting", "stream", "utility (%)", "base (%)", "interval below the base"],
+            [
+                [
+                    f["setting"],
+                    f["stream"],
+                    fmt(f["utility"], ".1f", 100),
+                    fmt(f["base"], ".1f", 100),
+                    "yes" if f["interval_below"] else "no",
+                ]
+                for f in flagged
+            ],
+        )
+        if flagged
+        else "None."
     ]
     out += ["", "## Fidelity of the organism", ""]
     for student, c in checks.items():

@@ -12,6 +12,7 @@ its reason; the summary counts them and gives the mean with a 95% interval of bo
 """
 
 import difflib
+import random
 from collections import Counter
 
 from tqdm import tqdm
@@ -23,6 +24,15 @@ from scripts.backends.oracles import oracle
 def edit_similarity(source: str, rewrite: str) -> float:
     # autojunk off: its popularity heuristic would junk spaces and digits in long traces
     return difflib.SequenceMatcher(None, source, rewrite, autojunk=False).ratio()
+
+
+def judged_sample(stream: list[dict], size: int | None, seed: int) -> list[dict]:
+    """The traces the judge reads: all, or ``size`` of them drawn without replacement (in the
+    stream's order), the same for every run of one config."""
+    if size is None or size >= len(stream):
+        return stream
+    keep = set(random.Random(seed).sample(range(len(stream)), size))
+    return [r for i, r in enumerate(stream) if i in keep]
 
 
 def retention(stream: list[dict], graphs: dict, oracle_spec: dict, cache: str | None) -> tuple[list[dict], dict]:

@@ -2,6 +2,7 @@
 interval from bootstrap draws, and rank correlations (scipy's). Kept free of torch: the data
 and report envs use it too."""
 
+import itertools
 import math
 import statistics
 
@@ -75,3 +76,90 @@ def exact_reverse(x, y) -> bool | None:
 def same_ranking(x, y) -> bool | None:
     """Do ``x`` and ``y`` rank the pairs identically (ties included)? None where undefined."""
     return exact_reverse(x, [-v for v in y])
+
+
+# --- tests: a claim holds only when its p-value is below the configured alpha -------------------
+
+EXACT_UP_TO = 8  # streams: 8! = 40,320 orderings are enumerated; above that, random permutations
+
+
+def _ranks(v) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return rankdata(v).astype(float)
+
+
+def _corr(x, y, axis=-1):
+    xm, ym = x - x.mean(axis=axis, keepdims=True), y - y.mean(axis=axis, keepdims=True)
+    return (xm * ym).sum(axis=axis) / np.sqrt((xm**2).sum(axis=axis) * (ym**2).sum(axis=axis))
+
+
+def _permutation_p(x: np.ndarray, y: np.ndarray, alternative: str, rounds: int, seed: int) -> tuple[float, bool]:
+    """p-value of corr(x, y) against every pairing of ``y`` with ``x`` (exact, up to
+    ``EXACT_UP_TO`` points) or ``rounds`` random pairings ((k + 1) / (rounds + 1)); and whether it
+    was exact. Vectorised: scipy's permutation_test enumerates pairings far slower."""
+    n = len(x)
+    exact = n <= EXACT_UP_TO
+    if exact:
+        orders = np.array(list(itertools.permutations(range(n))))
+    else:
+        rng = np.random.default_rng(seed)
+        orders = rng.permuted(np.tile(np.arange(n), (rounds, 1)), axis=1)
+    null = _corr(x[None, :], y[orders])
+    observed = _corr(x, y)
+    tol = 1e-12
+    k = {
+        "less": np.sum(null <= observed + tol),
+        "greater": np.sum(null >= observed - tol),
+        "two-sided": np.sum(np.abs(null) >= abs(observed) - tol),
+    }[alternative]
+    return (k / len(null) if exact else (k + 1) / (rounds + 1)), exact
+
+
+def spearman_test(x, y, alternative: str = "less", rounds: int = 100_000, seed: int = 0) -> dict:
+    """Spearman's rho over the finite pairs, with a permutation p-value (``alternative``: "less"
+    for a claimed negative correlation, "greater", or "two-sided"): exact over every ordering up to
+    ``EXACT_UP_TO`` pairs, else from ``rounds`` random ones. With few pairs the smallest possible p
+    is large: 1/120 for five streams."""
+    x, y = paired(x, y)
+    n = len(x)
+    if n < 3 or np.all(x == x[0]) or np.all(y == y[0]):
+        return {"rho": spearman(x, y), "p": math.nan, "n": n, "exact": False}
+    rx, ry = _ranks(x), _ranks(y)
+    p, exact = _permutation_p(rx, ry, alternative, rounds, seed)
+    return {"rho": float(_corr(rx, ry)), "p": float(p), "n": n, "exact": exact}
+
+
+def partial_spearman_test(x, y, z, alternative: str = "less", rounds: int = 100_000, seed: int = 0) -> dict:
+    """Spearman's rho of ``x`` and ``y`` controlling for ``z``: the correlation of the ranks'
+    residuals after a linear fit on ``z``'s ranks, with a permutation p-value over the residuals'
+    pairings (exact up to ``EXACT_UP_TO`` points)."""
+    x, y, z = (np.asarray(v, dtype=float) for v in (x, y, z))
+    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(z)
+    x, y, z = x[keep], y[keep], z[keep]
+    n = len(x)
+    if n < 4:
+        return {"rho": math.nan, "p": math.nan, "n": n, "exact": False}
+    rz = np.column_stack([np.ones(n), _ranks(z)])
+
+    def residual(v):
+        r = _ranks(v)
+        return r - rz @ np.linalg.lstsq(rz, r, rcond=None)[0]
+
+    ex, ey = residual(x), residual(y)
+    if np.allclose(ex, 0) or np.allclose(ey, 0):
+        return {"rho": math.nan, "p": math.nan, "n": n, "exact": False}
+    p, exact = _permutation_p(ex, ey, alternative, rounds, seed)
+    return {"rho": float(_corr(ex, ey)), "p": float(p), "n": n, "exact": exact}
+
+
+def bootstrap_p(draws, threshold: float = 0.0) -> float:
+    """One-sided bootstrap p-value of "the quantity is above ``threshold``": the share of the
+    finite draws at or below it, (k + 1) / (n + 1)."""
+    v = np.asarray([d for d in draws if math.isfinite(d)])
+    return float((np.sum(v <= threshold) + 1) / (len(v) + 1)) if len(v) else math.nan
+
+
+def verdict(p: float, alpha: float) -> str:
+    """ "holds" only when the statistic says so at ``alpha``; otherwise "not shown"."""
+    return "undetermined" if not math.isfinite(p) else "holds" if p < alpha else "not shown"

@@ -7,20 +7,28 @@
 - ``table1.md``: the paper's Table 1 -- streams by reward, SFT and DFT utility at the
   paper's setting, and whether the reward ranking is the exact reverse of the utility ranking.
 - ``mechanism.md``: streams by adaptation cost, and how PPL tracks utility; the oracle
-  streams' requests, cost, rejections and retention.
+  streams' requests, cost, rejections and retention; the share of evaluation samples whose
+  answer the grader could not extract, per stream and benchmark.
 - ``published_comparison.md`` (only when ``report.published`` is set, as configs/paper.yaml
   does): the published numbers next to ours for the student they refer to, the differences,
   and whether both order the streams the same way.
+- ``utility_breakdown.md``: Avg@k per group of each metadata field a benchmark carries
+  (MATH-500 by level and by subject), base student and every stream x objective.
+- ``decontamination.md``: the pool problems removed as matches of benchmark problems, counted
+  per benchmark and listed.
 """
 
+import itertools
 import math
 
+import numpy as np
 import polars as pl
 
 from scripts.analysis.collect import (
     BASE,
     OBJECTIVES,
     QUARTERS,
+    at_defaults,
     k_label,
     objectives,
     ordered,
@@ -31,13 +39,18 @@ from scripts.analysis.collect import (
     utility_of,
 )
 from scripts.analysis.formatting import DASH, fmt, markdown_table, rho
-from scripts.analysis.statistics import exact_reverse, paired, same_ranking, spearman
-from scripts.infrastructure.records import write_text
+from scripts.analysis.statistics import exact_reverse, paired, same_ranking, spearman, spearman_test
+from scripts.infrastructure.records import read_json, write_text
 from scripts.infrastructure.stage_log import StageError
 
 
 def _number(v) -> float:
     return math.nan if v is None else float(v)
+
+
+def _utility_cell(u: float | None, base: float) -> str:
+    """Utility in %, with ↓ where it is below the untrained student's."""
+    return fmt(u, ".2f", 100) + (" ↓" if u is not None and math.isfinite(base) and u < base else "")
 
 
 def _reward_cell(s: dict) -> str:
@@ -134,9 +147,18 @@ def streams_frame(stream_rows: list[dict], run_rows: list[dict], base_rows: list
 
 
 def table1_markdown(
-    stream_rows: list[dict], run_rows: list[dict], base_rows: list[dict], defaults: dict, primary_reward: str
+    stream_rows: list[dict],
+    run_rows: list[dict],
+    base_rows: list[dict],
+    defaults: dict,
+    primary_reward: str,
+    construction: dict | None = None,
+    alpha: float = 0.05,
 ) -> str:
-    """Table 1 per student: streams by reward (descending) against SFT/DFT utility."""
+    """Table 1 per student: streams by reward (descending) against SFT/DFT utility; the rank
+    correlation with its exact permutation p-value; what holds by construction; and the streams
+    that train the student below its untrained base, flagged in the table (↓)."""
+    why = ((construction or {}).get("C1") or {}).get(primary_reward)
     util = utility(run_rows, defaults)
     objs = objectives(run_rows)
     k = k_label([*run_rows, *base_rows])
@@ -144,17 +166,32 @@ def table1_markdown(
     for student in students(stream_rows, run_rows, base_rows):
         rows = _by_desc(student_streams(student, stream_rows, run_rows), "reward_mean")
         header = ["Stream", f"Reward ({primary_reward})", *(f"{o.upper()} {k} (%)" for o in objs)]
-        body = [
-            [
-                s["stream"],
-                _reward_cell(s),
-                *(fmt(util.get((student, s["stream"], o), {}).get("avg_at_k"), ".2f", 100) for o in objs),
-            ]
+        base = next((b["avg_at_k"] for b in base_rows if b["student"] == student), math.nan)
+
+        cells = {
+            (s["stream"], o): _utility_cell(util.get((student, s["stream"], o), {}).get("avg_at_k"), base)
             for s in rows
-        ]
+            for o in objs
+        }
+        body = [[s["stream"], _reward_cell(s), *(cells[s["stream"], o] for o in objs)] for s in rows]
         out += [f"## {student}", "", markdown_table(header, body), ""]
-        for b in (b for b in base_rows if b["student"] == student):
-            out.append(f"Base student (no fine-tuning): {k} = {fmt(b['avg_at_k'], '.2f', 100)}%.")
+        if math.isfinite(base):
+            below = sorted(
+                {f"{s['stream']} ({o.upper()})" for s in rows for o in objs if cells[s["stream"], o].endswith("↓")}
+            )
+            out.append(
+                f"Base student (no fine-tuning): {k} = {fmt(base, '.2f', 100)}%. "
+                + (
+                    f"↓ = below it, the fine-tuning made the student worse: {', '.join(below)}."
+                    if below
+                    else "Every stream trains the student above it."
+                )
+            )
+        if why:
+            out.append(
+                f"**Reward {primary_reward} holds the oracle streams above SLM-RFT by construction, not as "
+                f"evidence:** {why}."
+            )
         seeds = sorted({v["seeds"] for (st, _, _), v in util.items() if st == student})
         n = DASH if not seeds else str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
         out.append(
@@ -166,15 +203,22 @@ def table1_markdown(
         reward = [s["reward_mean"] for s in rows]
         for o in sorted(objs, key=lambda o: o != "dft"):  # DFT is the paper's headline
             acc = utility_of(util, student, rows, o)
-            r, rev = spearman(reward, acc), exact_reverse(reward, acc)
-            n_pairs = len(paired(reward, acc)[0])
+            t, rev = spearman_test(reward, acc, alternative="less"), exact_reverse(reward, acc)
             verdict = (
                 " (fewer than two streams with both values, or no spread)"
                 if rev is None
                 else f"; the reward ranking {'is' if rev else 'is not'} the exact reverse of the "
                 f"{o.upper()} utility ranking"
             )
-            out.append(f"- Spearman ρ(reward, {o.upper()} {k}) {_across(n_pairs)} = {rho(r)}{verdict}.")
+            test = (
+                ""
+                if not math.isfinite(t["p"])
+                else (
+                    f" (exact permutation p = {t['p']:.2g}: a negative correlation "
+                    f"{'holds' if t['p'] < alpha else 'is not shown'} at alpha = {alpha:g})"
+                )
+            )
+            out.append(f"- Spearman ρ(reward, {o.upper()} {k}) {_across(t['n'])} = {rho(t['rho'])}{test}{verdict}.")
         out.append("")
     return "\n".join(out)
 
@@ -410,6 +454,36 @@ def published_markdown(
     return "\n".join(out)
 
 
+def rewards_markdown(streams: list[dict]) -> str:
+    """Every reward model's mean score per stream, its ranking of the streams, and where two
+    reward models disagree: Spearman's rho between their stream means, and the streams they
+    order differently (``streams``: the report's stream records, with every reward's summary)."""
+    names = ordered(r for s in streams for r in s["reward"])
+    if len(names) < 2:
+        return ""
+    out = ["## Reward models compared", ""]
+    for student in ordered(s["student"] for s in streams):
+        mine = [s for s in streams if s["student"] == student]
+        means = {r: [_number(read_json(s["reward"][r]).get("mean")) for s in mine] for r in names}
+        ranks = {
+            r: {s["stream"]: i + 1 for i, s in enumerate(sorted(mine, key=lambda s, r=r: -means[r][mine.index(s)]))}
+            for r in names
+        }
+        body = [
+            [s["stream"], *(f"{fmt(means[r][i])} (#{ranks[r][s['stream']]})" for r in names)]
+            for i, s in enumerate(mine)
+        ]
+        out += [f"### {student}", "", markdown_table(["Stream", *(f"{r}: mean (rank)" for r in names)], body), ""]
+        for a, b in itertools.combinations(names, 2):
+            swapped = [s["stream"] for s in mine if ranks[a][s["stream"]] != ranks[b][s["stream"]]]
+            out.append(
+                f"- {a} vs {b}: Spearman ρ of the stream means = {rho(spearman(means[a], means[b]))}; "
+                + (f"they rank differently: {', '.join(swapped)}." if swapped else "the same ranking.")
+            )
+        out.append("")
+    return "\n".join(out)
+
+
 def write_tables(
     stream_rows: list[dict],
     run_rows: list[dict],
@@ -421,14 +495,167 @@ def write_tables(
     mechanism,
     published: dict | None = None,
     published_comparison_md=None,
+    construction: dict | None = None,
+    alpha: float = 0.05,
+    streams: list[dict] | None = None,
 ) -> None:
-    """Write streams.csv, table1.md, mechanism.md and (with ``published``) the comparison."""
+    """Write streams.csv, table1.md (with every reward model compared when there are several),
+    mechanism.md and (with ``published``) the comparison."""
     frame = streams_frame(stream_rows, run_rows, base_rows)
     write_text(streams_csv, frame.write_csv())
-    write_text(table1, table1_markdown(stream_rows, run_rows, base_rows, defaults, primary_reward))
-    write_text(mechanism, mechanism_markdown(stream_rows, run_rows, base_rows, defaults))
+    compared = rewards_markdown(streams or [])
+    write_text(
+        table1,
+        table1_markdown(stream_rows, run_rows, base_rows, defaults, primary_reward, construction, alpha)
+        + ("\n" + compared if compared else ""),
+    )
+    write_text(
+        mechanism,
+        mechanism_markdown(stream_rows, run_rows, base_rows, defaults)
+        + "\n"
+        + unextracted_markdown(run_rows, base_rows, defaults),
+    )
     if published is not None:
         write_text(
             published_comparison_md,
             published_markdown(published, stream_rows, run_rows, base_rows, defaults, primary_reward),
         )
+
+
+# --- mechanism.md: answers the grader could not extract ---------------------------------
+
+
+def _unextracted_cell(rows: list[dict], bench: str) -> str:
+    v = [r["unextracted"][bench] for r in rows if (r.get("unextracted") or {}).get(bench) is not None]
+    return fmt(float(np.mean(v)) if v else None, ".1f", 100)
+
+
+def unextracted_markdown(run_rows: list[dict], base_rows: list[dict], defaults: dict) -> str:
+    """Per student, the share (%) of evaluation samples with no answer to extract (no \\boxed{}
+    under boxed-only extraction, nothing under a fallback), by stream x objective (Table 1's
+    setting, mean over seeds) and benchmark: a student that answers in another form scores 0
+    by a grader that cannot read it."""
+    out = ["## Answers the grader could not extract", ""]
+    runs = at_defaults(run_rows, defaults)
+    for student in students([], run_rows, base_rows):
+        base = [b for b in base_rows if b["student"] == student]
+        mine = [r for r in runs if r["student"] == student]
+        benches = ordered(b for r in [*base, *mine] for b in (r.get("unextracted") or {}))
+        if not benches:
+            continue
+        body = [[BASE, DASH, *(_unextracted_cell(base, b) for b in benches)]] if base else []
+        for stream in ordered(r["stream"] for r in mine):
+            for o in objectives(mine):
+                rows = [r for r in mine if r["stream"] == stream and r["objective"] == o]
+                if rows:
+                    body.append([stream, o.upper(), *(_unextracted_cell(rows, b) for b in benches)])
+        header = ["Stream", "Objective", *(f"{b} (%)" for b in benches)]
+        out += [f"### {student}", "", markdown_table(header, body), ""]
+    out += [f"Samples at {setting_label(defaults)}, mean over seeds; the base student is untrained.", ""]
+    return "\n".join(out)
+
+
+# --- utility_breakdown.md ---------------------------------------------------------------
+
+
+def _groups(row: dict, bench: str, field: str) -> dict:
+    return ((row.get("breakdown") or {}).get(bench) or {}).get(field) or {}
+
+
+def _group_cell(rows: list[dict], bench: str, field: str, group: str) -> str:
+    v = [_groups(r, bench, field)[group]["avg_at_k"] for r in rows if group in _groups(r, bench, field)]
+    return fmt(float(np.mean(v)) if v else None, ".2f", 100)
+
+
+def utility_breakdown_markdown(run_rows: list[dict], base_rows: list[dict], defaults: dict) -> str:
+    """Avg@k per group of each metadata field a benchmark's problems carry (MATH-500: level and
+    subject), for the untrained student and every stream x objective at the Table 1 setting."""
+    k = k_label([*run_rows, *base_rows])
+    out = [
+        f"# Utility by the benchmarks' own metadata: {k} per group",
+        "",
+        f"A benchmark whose problems carry metadata (MATH-500: level, subject) is broken down by each field "
+        f"that splits it into groups. Cells: {k} (%) over the group's problems; streams at "
+        f"{setting_label(defaults)}, mean over seeds; {DASH} = no run.",
+        "",
+    ]
+    found = False
+    for student in ordered(r["student"] for r in [*base_rows, *run_rows]):
+        base = [b for b in base_rows if b["student"] == student]
+        runs = [r for r in at_defaults(run_rows, defaults) if r["student"] == student]
+        columns = ordered((r["stream"], r["objective"]) for r in runs)
+        rows = [*base, *runs]
+        for bench in ordered(b for r in rows for b in r.get("breakdown") or {}):
+            for field in ordered(f for r in rows for f in (r.get("breakdown") or {}).get(bench, {})):
+                groups = next(_groups(r, bench, field) for r in rows if _groups(r, bench, field))
+                body = [
+                    [
+                        group,
+                        str(groups[group]["problems"]),
+                        _group_cell(base, bench, field, group),
+                        *(
+                            _group_cell([r for r in runs if (r["stream"], r["objective"]) == c], bench, field, group)
+                            for c in columns
+                        ),
+                    ]
+                    for group in groups
+                ]
+                header = [field, "Problems", "Base", *(f"{s} {o.upper()}" for s, o in columns)]
+                out += [f"## {student}: {bench} by {field}", "", markdown_table(header, body), ""]
+                found = True
+    if not found:
+        out.append(
+            "No benchmark's problems carry metadata that splits them into groups (the organism's generated "
+            "benchmarks carry none): a file or dataset with columns such as MATH-500's level and subject "
+            "(problems.benchmarks.<name>.columns.metadata) gets a table per field here."
+        )
+    return "\n".join(out) + "\n"
+
+
+# --- decontamination.md -----------------------------------------------------------------
+
+
+def decontamination_markdown(report: dict) -> str:
+    """The pool checked against the benchmarks: removals counted per benchmark, then listed."""
+    out = ["# Decontamination: the training pool against the benchmarks", ""]
+    planted = set(report.get("planted") or [])
+    if not report.get("enabled"):
+        return "\n".join(out + ["Not run (problems.decontamination.enabled is false).", ""])
+    removed = report["removed"]
+    out += [
+        f"Before any native trace was sampled, each of the {report['pool_before']} pool problems"
+        f"{f' ({len(planted)} of them planted copies of benchmark problems)' if planted else ''} was checked "
+        f"against every benchmark problem: equal after normalisation (NFKC, lower case, punctuation as spaces), "
+        f"or sharing at least {report['threshold']:g} of the shorter problem's word {report['ngram']}-grams. "
+        f"{len(removed)} were removed ({sum(r['pool_id'] in planted for r in removed)} of the "
+        f"{len(planted)} planted); {report['pool_after']} remain. Each removal counts under the benchmark "
+        f"problem it matches best.",
+        "",
+        markdown_table(
+            ["Benchmark", "Benchmark problems", "Pool problems removed"],
+            [[b, str(report["benchmark_problems"][b]), str(n)] for b, n in report["per_benchmark"].items()],
+        ),
+        "",
+    ]
+    if removed:
+        out += [
+            "## Removed pool problems",
+            "",
+            markdown_table(
+                ["Pool problem", "Planted", "Benchmark", "Benchmark problem", "Match", "Overlap", "Problem"],
+                [
+                    [
+                        r["pool_id"],
+                        "yes" if r["pool_id"] in planted else "no",
+                        r["benchmark"],
+                        r["benchmark_id"],
+                        r["match"],
+                        f"{r['overlap']:.2f}",
+                        r["problem"][:100] + ("…" if len(r["problem"]) > 100 else ""),
+                    ]
+                    for r in removed
+                ],
+            ),
+            "",
+        ]
+    return "\n".join(out)

@@ -1,8 +1,12 @@
 """Problems: the training pool and the benchmark suites, in one normalised schema.
 
 Every record: ``id, problem, answer, reference_solution, source`` (+ ``graph`` for generated
-problems, which the built-in oracle and reward use). Sources, chosen per problem set
-(``PROBLEM_SOURCES``):
+problems, which the built-in oracle and reward use), plus the row's own metadata columns
+(``columns.metadata``; by default ``subject``, ``level`` and ``unique_id`` where the data has them,
+as MATH-500 does), which the evaluation breaks Avg@k down by. ``source`` is the row's own
+``source`` column where it has one (NuminaMath-CoT: ``olympiads``, ``cn_k12``, ...), else the file
+or dataset it came from; ``id`` is the row's own id where ``columns.id`` maps one, else
+``<set>-<row index>``. Sources, chosen per problem set (``PROBLEM_SOURCES``):
 
 - ``generator``: the organism's arithmetic word problems (``scripts.organism.word_problems``);
 - ``file``: a local JSONL or Parquet file;
@@ -14,6 +18,7 @@ deterministic: the first ``n`` rows, or ``n`` rows drawn with ``seed``.
 """
 
 import random
+from collections import Counter
 from pathlib import Path
 
 from scripts.data.verification import last_boxed
@@ -68,12 +73,14 @@ def read_dataset(spec: dict) -> list[dict]:
 
 def normalise(name: str, spec: dict, rows: list[dict]) -> list[dict]:
     cols = spec["columns"]
-    for role in ("problem", "solution", "answer"):
+    for role in ("problem", "solution", "answer", "id"):
         col = cols.get(role)
         if col and rows and col not in rows[0]:
             raise StageError(f"{name}: column {col!r} (for {role}) not in the data; columns are {sorted(rows[0])}")
     if not cols.get("answer") and not cols.get("solution"):
         raise StageError(f"{name}: map an 'answer' column or a 'solution' column to take the answer from")
+    present = set(rows[0]) if rows else set()
+    metadata = [c for c in cols.get("metadata") or [] if c in present]
     indices = list(range(len(rows)))
     if spec["subsample"] == "random":
         random.Random(spec["seed"]).shuffle(indices)
@@ -90,18 +97,23 @@ def normalise(name: str, spec: dict, rows: list[dict]) -> list[dict]:
         if not problem or answer is None or str(answer).strip() == "":
             dropped += 1  # e.g. a NuminaMath solution without a boxed answer
             continue
+        own = {c: row.get(c) for c in metadata}
         out.append(
             {
-                "id": f"{name}-{i:06d}",
+                **own,  # the study's own fields below win over a metadata column of the same name
+                "id": str(row[cols["id"]]) if cols.get("id") else f"{name}-{i:06d}",
                 "problem": str(problem),
                 "answer": str(answer).strip(),
                 "reference_solution": solution,
-                "source": spec["path"],
+                "source": own.get("source") or spec["path"],
             }
         )
-    print(f"{name}: kept {len(out)} rows, dropped {dropped} without a problem or an answer")
+    print(f"{name}: kept {len(out)} rows, dropped {dropped} without a problem or an answer; metadata kept: {metadata}")
     if not out:
         raise StageError(f"{name}: no usable rows in {spec['path']}")
+    twice = sorted(i for i, n in Counter(p["id"] for p in out).items() if n > 1)[:3]
+    if twice:
+        raise StageError(f"{name}: columns.id {cols['id']!r} is not unique (e.g. {twice})")
     return out
 
 

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from scripts.infrastructure.records import sha256, write_json
+from scripts.infrastructure.records import read_json, record_checksum, sha256, write_json
 from scripts.infrastructure.stage_log import StageError
 
 CHECKSUMS = "checksums.sha256"
@@ -45,6 +45,22 @@ def freeze(paths: list[str], results: str, out_dir: str, info: dict) -> int:
     return len(lines)
 
 
+def add_files(archive: str | os.PathLike, info: dict) -> int:
+    """Add the checksums of the files written into an archive after ``freeze`` (all but
+    ``checksums.sha256`` and ``frozen.json``) and ``info`` to its ``frozen.json``."""
+    archive = Path(archive)
+    sums = checksums(archive)
+    new = [
+        f.relative_to(archive).as_posix()
+        for f in expand([str(archive)])
+        if f.relative_to(archive).as_posix() not in {*sums, CHECKSUMS, "frozen.json"}
+    ]
+    with open(archive / CHECKSUMS, "a") as out:
+        out.writelines(f"{sha256(archive / rel)}  {rel}\n" for rel in new)
+    write_json(archive / "frozen.json", {**read_json(archive / "frozen.json"), **info})
+    return len(new)
+
+
 def checksums(archive: str | os.PathLike) -> dict[str, str]:
     path = Path(archive) / CHECKSUMS
     if not path.exists():
@@ -71,6 +87,8 @@ def restore(archive: str | os.PathLike, rel: str, dest: str | os.PathLike, sums:
     tmp = Path(f"{dest}.partial")
     shutil.copyfile(src, tmp)
     os.replace(tmp, dest)
+    if str(dest).endswith(".jsonl"):  # as write_jsonl leaves it: its checksum beside it
+        record_checksum(dest, got)
 
 
 def replayed(snakemake, results: str = "results", folders: tuple[str, ...] = ()) -> bool:
@@ -79,10 +97,14 @@ def replayed(snakemake, results: str = "results", folders: tuple[str, ...] = ())
     archive = snakemake.params.get("replay")
     if not archive:
         return False
-    wanted = [str(Path(o).relative_to(results)) for o in snakemake.output]
-    prefixes = [str(Path(f).relative_to(results)) + "/" for f in folders]
     sums = checksums(archive)  # read once, not per restored file
-    wanted += [rel for rel in sums if any(rel.startswith(p) for p in prefixes)]
+    wanted = []
+    for out in snakemake.output:
+        rel = Path(out).relative_to(results).as_posix()
+        inside = [r for r in sums if r.startswith(rel + "/")]  # a directory output: its files
+        wanted += inside if rel not in sums and inside else [rel]
+    prefixes = [str(Path(f).relative_to(results)) + "/" for f in folders]
+    wanted += [rel for rel in sums if any(rel.startswith(p) for p in prefixes) and rel not in wanted]
     for rel in wanted:
         restore(archive, rel, Path(results) / rel, sums)
     print(f"restored {len(wanted)} files from the frozen archive {archive}")

@@ -5,11 +5,14 @@ It records the git commit (and whether the tree was dirty), the resolved config 
 hash, the packages of the environment that ran and the pins of every declared environment,
 each student with its resolved revision (or the sha256 of a built-in student's weights),
 each problem set with its source, revision and a fingerprint of the rows used, the seeds,
-the oracle and reward endpoints, and the sha256 of every artifact under ``results/``.
+the oracle and reward endpoints, the sha256 of every artifact under ``results/``, and how to
+rebuild the software (``rebuild``: which lock, for which platform, with which command).
 """
 
+import os
 from pathlib import Path
 
+from scripts.infrastructure.locks import differences, read_lock, runs_here, stacks, this_platform
 from scripts.infrastructure.provenance import config_hash, declared_environments, git_state, installed_packages
 from scripts.infrastructure.records import read_json, sha256
 
@@ -67,14 +70,48 @@ def artifacts(results: str, skip: tuple[str, ...]) -> dict[str, str]:
     }
 
 
+# Environment variables that change what a run writes (transformers saves local_files_only into a
+# tokenizer's config when the hub is offline), so a replay sets them as the run had them.
+RUN_ENVIRONMENT = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def rebuild(repo: str, packages: dict[str, str]) -> dict:
+    """How to rebuild the software that ran: the main stack's lock (the venv every stage runs
+    in here), its platform, whether this run's environment was exactly that set, and the
+    commands; the conda envs' pip parts have locks of their own."""
+    every = stacks(repo)
+    main = every["main"]
+    return {
+        "lock": main.lock,
+        "lock_sha256": sha256(Path(repo) / main.lock),
+        "platform": main.platform.describe(),
+        "this_platform": this_platform(),
+        "lock_runs_here": runs_here(main.platform) is None,
+        "environment_differs_from_lock": differences(read_lock(Path(repo) / main.lock), packages),
+        "environment_variables": {var: os.environ.get(var) for var in RUN_ENVIRONMENT},
+        "offline": (
+            "snakemake --cores 2 freeze --config 'archive={wheelhouse: true}' (with this run's --configfile "
+            "flags), then, anywhere with only the archive and that Python: python3 results/frozen/replay.py DEST"
+        ),
+        "venv": f"python3.11 -m venv .venv && .venv/bin/pip install --require-hashes -r {main.lock}",
+        "conda": (
+            "snakemake --archive FILE.tar.gz (code and conda envs; needs conda), or snakemake "
+            "--conda-create-envs-only; each env's pip part is locked in locks/env-<env>.txt"
+        ),
+        "env_locks": {s.source: s.lock for s in every.values() if s.source.startswith("envs/")},
+    }
+
+
 def build(
     config: dict, repo: str, students: dict[str, str], problem_files: dict[str, str], results: str = "results"
 ) -> dict:
+    packages = installed_packages()
     return {
         "git": git_state(repo),
         "config": config,
         "config_sha256": config_hash(config),
-        "environment": {"packages": installed_packages(), "declared": declared_environments(f"{repo}/envs")},
+        "environment": {"packages": packages, "declared": declared_environments(f"{repo}/envs")},
+        "rebuild": rebuild(repo, packages),
         "students": [resolved_student(n, config["students"][n], f) for n, f in students.items()],
         "problem_sets": problem_sets(config, problem_files),
         "seeds": seeds(config),

@@ -1,95 +1,55 @@
-"""Checks of the validated config that a JSON schema cannot express, and the experiment
-grid it expands to. Each error names the config key at fault."""
+"""The config's checks before the first job (``check``; what they are is in
+``config_checks``) and the experiment grid it expands to. Each error names the config key at
+fault."""
 
 import itertools
 import os
-import re
-from pathlib import Path
 
+from scripts.infrastructure.config_checks import ConfigError, problems, refuse, refuse_secrets, repeats
 
-class ConfigError(ValueError):
-    pass
+__all__ = ["ConfigError", "check", "fmt_epochs", "fmt_lr", "refuse_secrets", "runs"]
 
 
 def check(config: dict, environ=os.environ) -> None:
-    streams = config["streams"]
-    for name, s in streams.items():
-        if s["kind"] == "oracle":
-            for key in ("task", "oracle"):
-                if s.get(key) is None:
-                    raise ConfigError(f"streams.{name}.{key} is required for an oracle stream")
-            if s["oracle"] not in config["oracles"]:
-                raise ConfigError(
-                    f"streams.{name}.oracle: no oracle named {s['oracle']!r} under 'oracles' "
-                    f"(have {sorted(config['oracles'])})"
-                )
-            check_oracle(config["oracles"][s["oracle"]], s["oracle"], name, s["task"], environ)
-    if config["primary_reward"] not in config["rewards"]:
-        raise ConfigError(
-            f"primary_reward: {config['primary_reward']!r} is not one of rewards {sorted(config['rewards'])}"
-        )
-    hp = config["training"]["hparams"]
-    for bs in config["training"]["batch_size"]:
-        if bs % min(hp["micro_batch_size"], bs):
-            raise ConfigError(
-                f"training.batch_size {bs} is not a multiple of "
-                f"training.hparams.micro_batch_size {hp['micro_batch_size']}"
-            )
-    for name, st in config["students"].items():
-        if "{problem}" not in st["prompt_template"]:
-            raise ConfigError(f"students.{name}.prompt_template has no {{problem}} field")
-        b = st["builtin"]
-        if st["model"] == "builtin" and b["min_steps"] > b["max_steps"]:
-            raise ConfigError(f"students.{name}.builtin.min_steps exceeds max_steps")
-    sets = {
-        "problems.pool": config["problems"]["pool"],
-        **{f"problems.benchmarks.{k}": v for k, v in config["problems"]["benchmarks"].items()},
-    }
-    for key, spec in sets.items():
-        if spec["source"] == "generator" and spec["min_steps"] > spec["max_steps"]:
-            raise ConfigError(f"{key}.min_steps exceeds {key}.max_steps")
-        if spec["source"] != "generator" and not spec["path"]:
-            raise ConfigError(f"{key}.path is required for source {spec['source']!r}")
-    for key in ("table_lr", "table_batch_size", "table_epochs"):
-        grid_key = key.removeprefix("table_")
-        value = config["report"][key]
-        if value is not None and value not in config["training"][grid_key]:
-            raise ConfigError(f"report.{key} {value} is not in training.{grid_key}")
-    published = config["report"]["published"]
-    if published is not None:
-        if published["student"] not in config["students"]:
-            raise ConfigError(
-                f"report.published.student: {published['student']!r} is not one of students "
-                f"{sorted(config['students'])}"
-            )
-        unknown = sorted(set(published["streams"]) - set(config["streams"]))
-        if unknown:
-            raise ConfigError(
-                f"report.published.streams: {unknown} are not streams of this config {sorted(config['streams'])}"
-            )
+    """Refuse a config before its first job: secrets first (never repeated), then every problem
+    the schema cannot express (``config_checks``), all at once, each naming its key."""
+    refuse_secrets(config)
+    refuse(problems(config, environ) + grid_repeats(config) + training_world(config))
 
 
-def check_oracle(spec: dict, name: str, stream: str, task: str, environ) -> None:
-    """An API oracle a stream uses: its model, its prompt templates (the stream's task, and the
-    retention judge) and its API key, before any job starts. The key's value is never read
-    here beyond its presence."""
-    if spec["backend"] != "openai":
-        return
-    key = f"oracles.{name}"
-    if not spec.get("model"):
-        raise ConfigError(f"{key}.model is required for an openai oracle (stream {stream} uses it)")
-    for t in (task, "judge"):
-        path = spec["prompts"][t]
-        if not re.fullmatch(r"\w+\.v\d+\.md", Path(path).name):
-            raise ConfigError(f"{key}.prompts.{t}: {path!r} is not named <name>.v<version>.md")
-        if not Path(path).is_file():
-            raise ConfigError(f"{key}.prompts.{t}: no prompt template at {path!r}")
-    var = spec.get("api_key_env")
-    if var and not environ.get(var):
-        raise ConfigError(
-            f"{key}.api_key_env: the environment variable {var} is not set (stream {stream} "
-            f"uses oracle {name!r}); export {var} before the run"
-        )
+def grid_repeats(config: dict) -> list[str]:
+    t = config["training"]
+    named = {"lr": fmt_lr, "epochs": fmt_epochs}
+    return [
+        p
+        for axis in ("objectives", "lr", "batch_size", "epochs", "seeds")
+        for p in repeats(f"training.{axis}", t[axis], named.get(axis, str))
+    ]
+
+
+def training_world(config: dict) -> list[str]:
+    """A fine-tuning job trains in GPUs per node x nodes processes (scripts.training.launch): each
+    effective batch must split into micro-batches over all of them; only training spans nodes."""
+    res, t = config["resources"], config["training"]
+    out = [
+        f"resources.{stage}.nodes is {spec['nodes']}: only training (resources.training) runs on several nodes"
+        for stage, spec in res.items()
+        if stage != "training" and spec.get("nodes", 1) > 1
+    ]
+    gpus, nodes = res["training"]["gpu"], res["training"].get("nodes", 1)
+    world = max(1, gpus) * nodes
+    if nodes > 1 and gpus < 1:
+        out.append(f"resources.training.nodes is {nodes} but resources.training.gpu is {gpus}: set GPUs per node")
+    micro = t["hparams"]["micro_batch_size"]
+    for bs in t["batch_size"]:
+        per_step = min(micro, bs) * world
+        if world > 1 and bs % per_step:
+            out.append(
+                f"training.batch_size: {bs} cannot be split over {world} training processes "
+                f"(resources.training.gpu {gpus} x nodes {nodes}) in micro-batches of "
+                f"{min(micro, bs)} (training.hparams.micro_batch_size): use a multiple of {per_step}"
+            )
+    return out
 
 
 def fmt_lr(lr: float) -> str:

@@ -4,15 +4,18 @@ oracle interface (``scripts.backends.oracles.base``) from the problem's computat
 from scripts.backends.oracles.base import OracleOutput, check_task
 from scripts.data.verification import last_boxed
 from scripts.organism import word_problems as wp
+from scripts.organism.styles import restyle
 
 
 class BuiltinOracle:
     """A symbolic oracle for the embedded organism. It repairs every wrong step from the
     problem's computation graph, so its logic is always right; what differs between tasks is
-    style. ``refine`` repairs and then writes in the Oracle's own notation (LaTeX inline math,
-    compact operators, blank lines) -- logical repair coupled with drift, as the paper found;
-    ``style_align`` edits only the wrong numbers and keeps every other character;
-    ``synthesize`` writes a fresh, compact solution with steps fused pairwise.
+    style. ``refine`` repairs and then rewrites in the Oracle's style (``spec["style"]``: the
+    switches of ``scripts.organism.styles``, each with a strength) -- logical repair coupled with
+    drift, as the paper found; ``style_align`` edits only the wrong numbers and keeps every other
+    character (so Style-Aligned is SLM-RFT with its wrong numbers fixed: its closeness to SLM-RFT
+    holds by construction); ``synthesize`` writes a fresh, compact solution with steps fused
+    pairwise (which changes the arithmetic a step asks, not only its style).
 
     Its ``judge`` is symbolic too: the share of the source trace's correct step results (true
     equations on the solution path, and the final answer) that the rewrite still states,
@@ -56,7 +59,8 @@ class BuiltinOracle:
         except ValueError as e:
             return OracleOutput(None, f"source trace does not follow the problem's steps: {e}")
         if task == "refine":
-            return OracleOutput(wp.oracle_notation(repaired), edits=edits)
+            style = self.spec.get("style") or {}
+            return OracleOutput(restyle(repaired, style, f"{self.spec.get('seed') or 0}:{item['id']}"), edits=edits)
         return OracleOutput(repaired, edits=edits)
 
 

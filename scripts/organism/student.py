@@ -10,20 +10,25 @@ import random
 import tempfile
 
 from scripts.organism import word_problems as wp
+from scripts.organism.styles import SWITCHES, restyle
 from scripts.training.trainer import fit
 
 EOS = "<|endoftext|>"
 
 
 def native_corpus(spec: dict) -> list[tuple[str, str]]:
-    """(problem, solution) pairs the built-in student is pretrained on."""
+    """(problem, solution) pairs the built-in student is pretrained on: its native style with a
+    small model's imperfections, and ``foreign_style_fraction`` of solutions in foreign styles --
+    a third each in the Oracle's styles (each switch of ``scripts.organism.styles`` on with
+    probability 1/2), the Oracle's fused-step synthesis, and the textbook reference style."""
     rng = random.Random(spec["seed"])
     out = []
-    for _ in range(spec["corpus_size"]):
+    for i in range(spec["corpus_size"]):
         g = wp.sample_graph(rng, rng.randint(spec["min_steps"], spec["max_steps"]), spec["max_value"])
         u = rng.random()
         if u < spec["foreign_style_fraction"] / 3:
-            solution = wp.oracle_notation(wp.native_solution(g, rng))
+            style = {s: 1.0 for s in SWITCHES if rng.random() < 0.5}
+            solution = restyle(wp.native_solution(g, rng), style, f"corpus:{spec['seed']}:{i}")
         elif u < 2 * spec["foreign_style_fraction"] / 3:
             solution = wp.oracle_synthesis(g)
         elif u < spec["foreign_style_fraction"]:

@@ -4,8 +4,9 @@ A problem is a start value and a chain of operations (add, subtract, double, tri
 Solutions are written in four styles that stand for the study's streams:
 
 - ``native``: the student's own wording, one equation per line, spaced operators, plain text;
-- ``oracle``: the Oracle's notation (LaTeX inline math ``\\( \\)``, compact operators,
-  ``\\times``, blank lines between steps) -- the distributional drift the paper measured;
+- ``oracle``: a repaired native trace in the Oracle's style (``scripts.organism.styles``: wording,
+  step granularity, ordering, list layout, LaTeX delimiters, spacing, and compact notation, each a
+  switch with a strength) -- the distributional drift the paper measured;
 - ``oracle_compact``: the Oracle solving from scratch, steps fused pairwise;
 - ``reference``: a textbook solution in ``$...$`` math, standing for the dataset's own.
 
@@ -156,21 +157,6 @@ def _wrong(rng: random.Random, right: int) -> int:
     return right + delta if right + delta >= 0 else right + abs(delta)
 
 
-def oracle_notation(native: str) -> str:
-    """The Oracle's rendering of a native trace: same sentences and order, but LaTeX inline
-    math with compact operators, ``\\times`` and blank lines between steps."""
-
-    def latex(m: re.Match) -> str:
-        a, op, x, r = m.groups()
-        op = "\\times " if op == "*" else op
-        return f"\\({a}{op}{x}={r}\\)"
-
-    out = NATIVE_EQUATION.sub(latex, native)
-    out = re.sub(r"starts with (\d+)", r"starts with \\(\1\\)", out)
-    out = re.sub(r"\\boxed\{(\d+)\}", r"\\(\\boxed{\1}\\)", out)
-    return out.replace("\n", "\n\n")
-
-
 def oracle_synthesis(g: Graph) -> str:
     """The Oracle solving from scratch: compact, steps fused pairwise into one equation."""
     lines = [f"Start from \\({g.start}\\) {g.item}."]
@@ -228,7 +214,8 @@ def problem_set(name: str, spec: dict) -> list[dict]:
 # ---- reading traces back: every stated equation, in any of the styles above ----------------
 
 NATIVE_EQUATION = re.compile(r"(\d+) ([+\-*]) (\d+) = (-?\d+)")
-_MATH = re.compile(r"([\d\s+\-*()]*\d[\d\s+\-*()]*)=\s*(-?\d+)")
+# an equation's left-hand side starts at a number or a parenthesis (a list's "- " is not a minus)
+_MATH = re.compile(r"((?:\(\s*)*\d[\d\s+\-*()]*)=\s*(-?\d+)")
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
 
 

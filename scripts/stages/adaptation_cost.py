@@ -1,6 +1,7 @@
 """Rule ``adaptation_cost``: the student's one forward pass over a stream (the generation
 backend's ``score``), turned into perplexity (global, Q1..Q4), the low-probability fraction, the
-Rank-Surprisal Ratio and the token data for drift (``scripts.analysis.adaptation_cost``).
+Rank-Surprisal Ratio, the learnability probe and the token data for drift
+(``scripts.analysis.adaptation_cost``).
 Throughput goes to the job's log; the artifacts stay byte-identical."""
 
 import time
@@ -30,7 +31,7 @@ def main(snakemake) -> None:
             trace_ids=np.array([r["id"] for r in stream], dtype=np.str_),
             **token_data(traces, scorer.tokenizer),
         )
-        summary = stream_summary(snakemake.wildcards.stream, traces, p.low_prob_threshold, p.rank_clip)
+        summary = stream_summary(snakemake.wildcards.stream, stream, traces, p.low_prob_threshold, p.rank_clip)
         write_json(snakemake.output.summary, summary)
         print(summary)
         tokens = sum(len(t.ids) for t in traces)

@@ -22,7 +22,7 @@ def main(snakemake) -> None:
             adapter = checkpoint
         gen = generator(p.spec["backend"], model, adapter=adapter, batch_size=p.spec["batch_size"], vllm=p.vllm)
         benchmarks = {name: read_jsonl(path) for name, path in zip(p.benchmarks, snakemake.input.benchmarks)}
-        scores, samples = evaluate(gen, student, benchmarks, p.spec, snakemake.threads)
+        scores, samples = evaluate(gen, student, benchmarks, p.spec, snakemake.threads, p.extraction)
         write_jsonl(snakemake.output.samples, samples)
         write_json(
             snakemake.output.scores,

@@ -15,7 +15,7 @@ def main(snakemake) -> None:
             dict(zip(p.students, snakemake.input.students)),
             dict(zip(p.problem_sets, snakemake.input.problems)),
         )
-        write_json(snakemake.output[0], manifest)
+        write_json(snakemake.output[0], manifest, sort_keys=False)  # the config's order
         print(f"manifest: {len(manifest['artifacts'])} artifacts, config {manifest['config_sha256'][:12]}")
 
 

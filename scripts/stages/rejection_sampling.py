@@ -4,6 +4,7 @@ every stream shares (``scripts.data.rejection_sampling``)."""
 from collections import Counter
 
 from scripts.data.rejection_sampling import judge, select
+from scripts.data.verification import UNEXTRACTED
 from scripts.infrastructure.records import read_jsonl, write_json, write_jsonl
 from scripts.infrastructure.stage_log import StageError, logged
 
@@ -12,7 +13,8 @@ def main(snakemake) -> None:
     with logged(snakemake.log[0], snakemake.threads):
         p = snakemake.params.spec
         problems, traces = read_jsonl(snakemake.input.pool), read_jsonl(snakemake.input.traces)
-        verdicts = judge(problems, traces, p["timeout_s"], snakemake.threads)
+        extraction = snakemake.params.extraction
+        verdicts = judge(problems, traces, p["timeout_s"], snakemake.threads, extraction)
         write_jsonl(
             snakemake.output.verdicts,
             [
@@ -22,6 +24,7 @@ def main(snakemake) -> None:
                     "correct": v.correct,
                     "reason": v.reason,
                     "extracted": v.extracted,
+                    "source": v.source,
                 }
                 for t, v in zip(traces, verdicts)
             ],
@@ -40,6 +43,8 @@ def main(snakemake) -> None:
                 "solvable_fraction": len(solvable) / len(problems),
                 "sample_accuracy": reasons["correct"] / max(1, len(traces)),
                 "reasons": dict(reasons),
+                "answer_extraction": extraction,
+                "unextracted_share": sum(reasons[r] for r in UNEXTRACTED) / max(1, len(traces)),
             },
         )
         print(f"solvable: {len(solvable)} of {len(problems)} problems; verdicts {dict(reasons)}")

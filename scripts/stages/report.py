@@ -3,8 +3,10 @@
 (``scripts.analysis.collect``)."""
 
 from scripts.analysis.collect import at_defaults, collect_base, collect_runs, collect_streams, setting_label
+from scripts.analysis.construction import by_construction
 from scripts.analysis.figures import plot_figures
-from scripts.analysis.tables import write_tables
+from scripts.analysis.tables import decontamination_markdown, utility_breakdown_markdown, write_tables
+from scripts.infrastructure.records import read_json, write_text
 from scripts.infrastructure.stage_log import logged
 
 
@@ -28,7 +30,15 @@ def main(snakemake) -> None:
             o.mechanism,
             p.published,
             dict(o.items()).get("published_comparison"),
+            by_construction(p.stream_specs, p.oracles, p.rewards),
+            p.alpha,
+            p.streams,
         )
+        outputs = dict(o.items())  # a test may ask for some of the tables only
+        if "utility_breakdown" in outputs:
+            write_text(o.utility_breakdown, utility_breakdown_markdown(run_rows, base_rows, defaults))
+        if "decontamination" in outputs:
+            write_text(o.decontamination, decontamination_markdown(read_json(snakemake.input.decontamination)))
         for path in plot_figures(stream_rows, run_rows, base_rows, defaults, o.figures, p.primary_reward):
             print(f"wrote {path}")
 

@@ -2,6 +2,7 @@
 keeps (``scripts.analysis.retention``)."""
 
 from scripts.analysis.retention import retention
+from scripts.backends.oracles.budget import call_spec
 from scripts.infrastructure.archive import replayed
 from scripts.infrastructure.records import read_jsonl, write_json, write_jsonl
 from scripts.infrastructure.stage_log import StageError, logged
@@ -16,7 +17,8 @@ def main(snakemake) -> None:
         if p.oracle is None:
             raise StageError(f"stream {name} is not an oracle stream: it rewrites nothing to judge")
         graphs = {s["id"]: s.get("graph") for s in read_jsonl(snakemake.input.solvable)}
-        records, summary = retention(read_jsonl(snakemake.input.stream), graphs, p.oracle, p.oracle_cache)
+        spec = call_spec(snakemake.config, p.oracle_name, p.oracle_cache)  # with its budget caps (see streams)
+        records, summary = retention(read_jsonl(snakemake.input.stream), graphs, spec, p.oracle_cache)
         usage = summary.pop("oracle")
         summary = {"stream": name, "oracle": p.oracle_name, **summary, "oracle_usage": usage}
         write_jsonl(snakemake.output.scores, records)

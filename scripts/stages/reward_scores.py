@@ -23,6 +23,8 @@ def main(snakemake) -> None:
         stream = read_jsonl(snakemake.input.stream)
         items = [{**r, "graph": graphs.get(r["id"])} for r in stream]
         name, spec = snakemake.wildcards.reward, snakemake.params.spec
+        if spec.get("trained_on"):  # the reward model this pipeline trained for the student
+            spec = {**spec, "model": snakemake.input.model}
         rm = reward_model(spec, name)
         scores = rm.score(items)
         details = getattr(rm, "details", None) or [{} for _ in scores]

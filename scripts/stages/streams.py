@@ -2,6 +2,7 @@
 
 from collections import Counter
 
+from scripts.backends.oracles.budget import call_spec
 from scripts.data.streams import build_stream, summary
 from scripts.infrastructure.archive import replayed
 from scripts.infrastructure.records import read_jsonl, write_json, write_jsonl
@@ -14,8 +15,11 @@ def main(snakemake) -> None:
             return
         p = snakemake.params
         name = snakemake.wildcards.stream
+        # the oracle's full config (its params leave out budget caps and batch settings, which
+        # decide whether and how requests are sent, not what they answer)
+        spec = call_spec(snakemake.config, p.spec["oracle"], p.oracle_cache) if p.oracle else None
         kept, rejected, usage = build_stream(
-            name, p.spec, read_jsonl(snakemake.input.solvable), p.oracle, p.timeout_s, snakemake.threads, p.oracle_cache
+            name, p.spec, read_jsonl(snakemake.input.solvable), spec, p.timeout_s, snakemake.threads, p.oracle_cache
         )
         if usage:
             print(f"oracle: {usage}")

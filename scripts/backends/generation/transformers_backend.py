@@ -97,11 +97,12 @@ class TransformersBackend:
                 nll = (torch.logsumexp(logits, dim=-1) - chosen.squeeze(-1)).cpu()
                 rank = ((logits > chosen).sum(dim=-1) + 1).cpu()
             for r, i in enumerate(rows):
-                full, start, truncated = encoded[i]
+                full, start, truncated, spans = encoded[i]
                 out[i] = TraceTokens(
                     ids=np.asarray(full[start:], dtype=np.int64),
                     nll=nll[r, start - 1 : len(full) - 1].numpy().astype(np.float64),
                     rank=rank[r, start - 1 : len(full) - 1].numpy().astype(np.int64),
                     truncated=truncated,
+                    spans=spans,
                 )
         return out

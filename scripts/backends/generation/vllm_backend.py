@@ -114,15 +114,17 @@ class VLLMBackend:
         encoded = encode_completions(self.tokenizer, prompts, completions, self.context_length())
         request = {
             "task": "score",
-            "sequences": [full for full, _, _ in encoded],
-            "starts": [start for _, start, _ in encoded],
+            "sequences": [full for full, *_ in encoded],
+            "starts": [start for _, start, *_ in encoded],
         }
         with self._run(request, "scores.npz") as result, np.load(result) as data:
             bounds = np.cumsum(data["counts"])[:-1]
             scored = list(zip(np.split(data["nll"], bounds), np.split(data["rank"], bounds)))
         return [
-            TraceTokens(ids=np.asarray(full[start:], dtype=np.int64), nll=nll, rank=rank, truncated=truncated)
-            for (full, start, truncated), (nll, rank) in zip(encoded, scored)
+            TraceTokens(
+                ids=np.asarray(full[start:], dtype=np.int64), nll=nll, rank=rank, truncated=truncated, spans=spans
+            )
+            for (full, start, truncated, spans), (nll, rank) in zip(encoded, scored)
         ]
 
 

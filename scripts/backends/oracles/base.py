@@ -18,6 +18,16 @@ from dataclasses import dataclass
 REWRITE_TASKS = ("refine", "synthesize", "style_align")
 TASKS = (*REWRITE_TASKS, "judge")
 
+# Keys of ``oracles.<name>`` that decide whether and how a request is sent, never what it
+# answers (a budget cap, the Batch API, how the estimate counts): the rules leave them out of the
+# oracle stages' params, so changing one reruns no finished stream.
+SENDING_KEYS = ("budget_usd", "batch", "estimate")
+
+
+def answer_spec(spec: dict) -> dict:
+    """An oracle's config without its ``SENDING_KEYS``: what its stages' params hold."""
+    return {k: v for k, v in spec.items() if k not in SENDING_KEYS}
+
 
 @dataclass(frozen=True)
 class OracleOutput:

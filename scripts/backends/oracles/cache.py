@@ -10,6 +10,9 @@ SQLite in WAL mode: readers never block the writer, a commit per item costs well
 millisecond, and a process killed at any point leaves every committed row intact. WAL needs
 every process that opens the file to be on one host (no network file system shared between
 nodes): the cache lives under ``results/oracle_cache/`` on the machine that runs the oracle jobs.
+
+It also records the oracle's Batch API submissions (``batches``), so a job killed while a batch
+runs picks that batch up again instead of paying for it twice.
 """
 
 import hashlib
@@ -28,6 +31,20 @@ CREATE TABLE IF NOT EXISTS responses (
     response TEXT NOT NULL,
     created REAL NOT NULL
 ) WITHOUT ROWID
+"""
+# Batch API submissions (``scripts.backends.oracles.batch``): written before the batch is
+# created and given its id right after, so a killed job finds what it already submitted.
+_BATCHES = """
+CREATE TABLE IF NOT EXISTS batches (
+    submission TEXT PRIMARY KEY,
+    batch_id TEXT,
+    task TEXT NOT NULL,
+    template TEXT NOT NULL,
+    model TEXT NOT NULL,
+    items TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL
+)
 """
 _CHUNK = 500  # keys per SELECT ... IN (...), well under SQLite's bound on parameters
 
@@ -62,6 +79,7 @@ class OracleCache:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: survives a killed process
         self.db.execute(_SCHEMA)
+        self.db.execute(_BATCHES)
 
     def get(self, key: str) -> dict | None:
         row = self.db.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
@@ -93,6 +111,34 @@ class OracleCache:
                     for k, m, r in rows
                 ],
             )
+
+    # -- Batch API submissions --
+
+    def add_submission(self, submission: str, *, task: str, template: str, model: str, items: list) -> None:
+        """``items``: [[cache key, item id], ...], in the order of the batch file."""
+        self.db.execute(
+            "INSERT INTO batches VALUES (?, NULL, ?, ?, ?, ?, 'submitting', ?)",
+            (submission, task, template, model, canonical(items), time.time()),
+        )
+
+    def set_batch(self, submission: str, batch_id: str) -> None:
+        self.db.execute(
+            "UPDATE batches SET batch_id = ?, status = 'submitted' WHERE submission = ?", (batch_id, submission)
+        )
+
+    def finish_submission(self, submission: str, status: str) -> None:
+        self.db.execute("UPDATE batches SET status = ? WHERE submission = ?", (status, submission))
+
+    def open_submissions(self) -> list[dict]:
+        """Submissions whose results were not fetched yet, oldest first."""
+        rows = self.db.execute(
+            "SELECT submission, batch_id, task, template, model, items FROM batches "
+            "WHERE status IN ('submitting', 'submitted') ORDER BY created"
+        ).fetchall()
+        return [
+            {"submission": s, "batch_id": b, "task": t, "template": tp, "model": m, "items": json.loads(i)}
+            for s, b, t, tp, m, i in rows
+        ]
 
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]

@@ -14,6 +14,12 @@ What a researcher can count on:
   finishes: a killed run resumes without re-sending it, and a changed prompt re-sends only the
   items whose rendered prompt changed;
 - token usage and an estimated cost (``price_per_million_*_tokens``) come back in ``usage()``;
+- budget caps (``budget_usd``, and the run's ``oracle_costs.budget_usd``; ``budget``): before
+  each request its expected cost is checked against what the caches say was spent, and when it
+  would pass a cap the client stops sending, lets what is in flight finish into the cache, and
+  stops the stage with a message naming the cap's key;
+- with ``batch.enabled``, the uncached requests go through the Batch API (``batch``): submitted
+  once, picked up again by a rerun after a kill, what a batch did not answer sent one by one;
 - the API key is read from the environment variable ``api_key_env`` names, and never written
   to a file, a log or a reason string.
 """
@@ -24,11 +30,15 @@ import email.utils
 import os
 import time
 from collections import Counter
+from pathlib import Path
 
 from tqdm import tqdm
 
 from scripts.backends.oracles.base import REWRITE_TASKS, OracleOutput, check_task
+from scripts.backends.oracles.batch import BatchRun
+from scripts.backends.oracles.budget import Budget, BudgetReached
 from scripts.backends.oracles.cache import OracleCache, cache_key
+from scripts.backends.oracles.estimate import TokenCounter, cost, price
 from scripts.backends.oracles.prompts import OracleError, Template, load_template
 from scripts.data.verification import last_boxed
 
@@ -101,6 +111,9 @@ class OpenAIOracle:
         }
         self.stats = Counter()
         self.failed_reasons = Counter()
+        self.budget = Budget.of(spec, cache)
+        self._counter = None  # the estimate's token counter, built when a budget needs it
+        self._stop = None  # why no further request may be sent (a budget cap)
         self._pause_until = 0.0  # a Retry-After pauses every request until then
         self._key = None  # only to mask it in error text; never stored, logged or written
 
@@ -122,14 +135,57 @@ class OpenAIOracle:
     def key(self, task: str, template: Template, messages: list[dict], item: dict) -> str:
         return cache_key(self.spec["model"], task, template.id, messages, self.sampling, item["id"])
 
+    @property
+    def counter(self) -> TokenCounter:
+        if self._counter is None:
+            self._counter = TokenCounter(self.spec)
+        return self._counter
+
+    @property
+    def batch(self) -> bool:
+        return bool((self.spec.get("batch") or {}).get("enabled"))
+
+    def expected_cost(self, task: str, messages: list[dict], item: dict, batch: bool = False) -> float:
+        """What one request is expected to cost (``estimate``), at the batch price in batch mode
+        (the price of a request alone where the endpoint offers none)."""
+        prices = price(self.spec, batch) or price(self.spec)
+        return cost(self.counter.prompt(messages), self.counter.completion(task, item), prices)
+
+    def cost_of(self, response: dict) -> float:
+        """What one answered request cost at the oracle's prices."""
+        prices = (price(self.spec, True) or price(self.spec)) if response.get("batch") else price(self.spec)
+        return cost(response["prompt_tokens"], response["completion_tokens"], prices)
+
+    def body(self, messages: list[dict]) -> dict:
+        """The JSON body of a chat request (the Batch API file's ``body``)."""
+        req = self._request(messages)
+        return {**{k: v for k, v in req.items() if k != "extra_body"}, **req.get("extra_body", {})}
+
+    def estimate(self, task: str, items: list[dict], cache: str | None = None) -> dict:
+        """What ``run(task, items)`` would send and cost, sending nothing: requests, those already
+        in ``cache`` (the oracle's cache file, if it exists), and for the rest their prompt tokens,
+        expected completion tokens and cost, one by one and through the Batch API (NaN where the
+        endpoint offers no batch price)."""
+        template = self.template(task)
+        messages = [template.render(it) for it in items]
+        keys = [self.key(task, template, m, it) for m, it in zip(messages, items)]
+        found = set(OracleCache(cache).get_many(keys)) if cache and Path(cache).exists() else set()
+        todo = [i for i, k in enumerate(keys) if k not in found]
+        prompt = sum(self.counter.prompt(messages[i]) for i in todo)
+        completion = sum(self.counter.completion(task, items[i]) for i in todo)
+        return {
+            "requests": len(items),
+            "cached": len(items) - len(todo),
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "cost": cost(prompt, completion, price(self.spec)),
+            "batch_cost": cost(prompt, completion, price(self.spec, batch=True)),
+        }
+
     def usage(self) -> dict:
         s = self.stats
         price_in = self.spec.get("price_per_million_input_tokens") or 0.0
         price_out = self.spec.get("price_per_million_output_tokens") or 0.0
-
-        def cost(p, c):
-            return (p * price_in + c * price_out) / 1e6
-
         return {
             "backend": "openai",
             "model": self.spec["model"],
@@ -143,15 +199,31 @@ class OpenAIOracle:
             # every item of the output, cached ones included: what the data cost to make
             "prompt_tokens": s["prompt_tokens"],
             "completion_tokens": s["completion_tokens"],
-            "estimated_cost": cost(s["prompt_tokens"], s["completion_tokens"]),
+            "estimated_cost": s["cost"],
             # what this run paid
             "this_run": {
                 "prompt_tokens": s["new_prompt_tokens"],
                 "completion_tokens": s["new_completion_tokens"],
-                "estimated_cost": cost(s["new_prompt_tokens"], s["new_completion_tokens"]),
+                "estimated_cost": s["new_cost"],
             },
             "price_per_million_input_tokens": price_in,
             "price_per_million_output_tokens": price_out,
+            **(
+                {
+                    "batch": {
+                        key: s[key]
+                        for key in (
+                            "batches_submitted",
+                            "batches_resumed",
+                            "batch_requests",
+                            "batch_answered",
+                            "batch_unanswered",
+                        )
+                    }
+                }
+                if self.batch
+                else {}
+            ),
         }
 
     # -- the run --
@@ -167,35 +239,15 @@ class OpenAIOracle:
         failures: dict[int, str] = {}
         if todo:
             client = self._client()
-            bar = tqdm(total=len(todo), desc=f"oracle {task}", mininterval=2)
-            queue = iter(todo)
-
-            async def worker():
-                for i in queue:  # one shared iterator: each index goes to exactly one worker
-                    response, reason = await self._send(client, messages[i])
-                    if response is None:
-                        failures[i] = reason
-                    else:  # committed now, so a run killed later never sends it again
-                        self.cache.put(
-                            keys[i],
-                            item_id=items[i]["id"],
-                            task=task,
-                            template=template.id,
-                            model=self.spec["model"],
-                            response=response,
-                        )
-                        responses[keys[i]] = response
-                    bar.update()
-
-            workers = [asyncio.create_task(worker()) for _ in range(min(self.spec["concurrency"], len(todo)))]
             try:
-                await asyncio.gather(*workers)
-            finally:  # a run-stopping error in one worker stops the others
-                for w in workers:
-                    w.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
-                bar.close()
+                if self.batch:
+                    todo = await self._batches(client, task, template, items, messages, keys, todo, responses)
+                if todo:
+                    await self._one_by_one(client, task, template, items, messages, keys, todo, responses, failures)
+            finally:
                 await client.close()
+        if self._stop is not None:  # everything answered is in the cache; the stage stops here
+            raise BudgetReached(self._stop)
         outputs = []
         for i, k in enumerate(keys):
             if k not in responses:
@@ -203,8 +255,79 @@ class OpenAIOracle:
                 continue
             r = responses[k]
             self.stats.update(prompt_tokens=r["prompt_tokens"], completion_tokens=r["completion_tokens"])
+            self.stats["cost"] += self.cost_of(r)
             outputs.append(parse(task, r, cached=k in cached))
         return outputs
+
+    def _answered(self, response: dict) -> None:
+        self.stats.update(
+            finished=1,
+            new_prompt_tokens=response["prompt_tokens"],
+            new_completion_tokens=response["completion_tokens"],
+        )
+        self.stats["new_cost"] += self.cost_of(response)
+
+    async def _batches(self, client, task, template, items, messages, keys, todo, responses) -> list[int]:
+        """The Batch API path (``batch``); returns what is left to send one by one: the items a
+        batch did not answer (none of those no batch took because of a budget cap)."""
+        run = BatchRun(self, client)
+        got = await run.run(
+            task,
+            template.id,
+            [
+                (keys[i], items[i]["id"], messages[i], self.expected_cost(task, messages[i], items[i], True))
+                for i in todo
+            ],
+        )
+        for k in {keys[i] for i in todo} & set(got):
+            self._answered(got[k])
+        responses.update(got)
+        if run.refused is not None:
+            self._stop = run.refused
+        return [i for i in todo if keys[i] not in responses and keys[i] in run.submitted]
+
+    async def _one_by_one(self, client, task, template, items, messages, keys, todo, responses, failures) -> None:
+        bar = tqdm(total=len(todo), desc=f"oracle {task}", mininterval=2)
+        queue = iter(todo)
+
+        async def worker():
+            for i in queue:  # one shared iterator: each index goes to exactly one worker
+                if self._stop is not None:
+                    failures[i] = "not sent: a budget cap was reached"
+                    continue
+                reserved = 0.0
+                if self.budget.caps:
+                    try:
+                        reserved = self.budget.reserve(self.expected_cost(task, messages[i], items[i]))
+                    except BudgetReached as e:  # nothing more is sent; what is in flight finishes
+                        self._stop = str(e)
+                        failures[i] = "not sent: a budget cap was reached"
+                        continue
+                response, reason = await self._send(client, messages[i])
+                self.budget.settle(reserved, self.cost_of(response) if response else 0.0)
+                if response is None:
+                    failures[i] = reason
+                else:  # committed now, so a run killed later never sends it again
+                    self.cache.put(
+                        keys[i],
+                        item_id=items[i]["id"],
+                        task=task,
+                        template=template.id,
+                        model=self.spec["model"],
+                        response=response,
+                    )
+                    responses[keys[i]] = response
+                    self.stats["new_cost"] += self.cost_of(response)
+                bar.update()
+
+        workers = [asyncio.create_task(worker()) for _ in range(min(self.spec["concurrency"], len(todo)))]
+        try:
+            await asyncio.gather(*workers)
+        finally:  # a run-stopping error in one worker stops the others
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            bar.close()
 
     def _client(self):
         from openai import AsyncOpenAI, DefaultAsyncHttpxClient
@@ -226,12 +349,16 @@ class OpenAIOracle:
         )
 
     async def _before_request(self, request) -> None:
-        """Every attempt, the client's retries included: count it, and wait out a Retry-After."""
+        """Every attempt, the client's retries included: wait out a Retry-After, and count it if it
+        is a chat request (the Batch API's file and batch calls are not requests for an item)."""
         pause = self._pause_until - time.monotonic()
         if pause > 0:
             await asyncio.sleep(pause)
-        self.stats["requests_sent"] += 1
-        _attempts.get()[0] += 1
+        if request.url.path.endswith("/chat/completions"):
+            self.stats["requests_sent"] += 1
+            attempts = _attempts.get(None)
+            if attempts is not None:
+                attempts[0] += 1
 
     async def _after_response(self, response) -> None:
         wait = retry_after_s(response.headers) if response.status_code >= 400 else None

@@ -7,7 +7,8 @@ Backends (``REWARD_MODELS``, chosen by ``rewards.<name>.backend``):
 - ``builtin``: the organism's process reward (``scripts.organism.reward``);
 - learned reward models through transformers (``learned``): ``sequence_classifier``
   (Skywork-Reward style), ``outcome_reward`` (Qwen2.5-Math-RM style) and ``process_reward``
-  (Qwen2.5-Math-PRM style). torch and transformers are imported only when a config names one.
+  (Qwen2.5-Math-PRM style) and ``token_logit`` (Nemotron-Reward style: a causal LM read at one
+  token). torch and transformers are imported only when a config names one.
 """
 
 from scripts.infrastructure.registry import Registry
@@ -41,6 +42,13 @@ def _process_reward():
     from scripts.backends.rewards.learned import ProcessReward
 
     return ProcessReward
+
+
+@REWARD_MODELS.register("token_logit")
+def _token_logit():
+    from scripts.backends.rewards.learned import TokenLogitReward
+
+    return TokenLogitReward
 
 
 def reward_model(spec: dict, name: str = "reward"):

@@ -22,6 +22,11 @@ its model card does, in length-sorted, right-padded batches, and also reports pe
   ``aggregate`` (min, mean, last or prod). ``head: qwen2_math`` is the PRM checkpoint's head
   (the MLP above with two labels); ``head: token_classifier`` any ``*ForTokenClassification``.
 
+- ``token_logit`` (Llama-3.1-Nemotron-70B-Reward style): a causal LM whose reward is one
+  vocabulary logit -- that of ``token_id`` (the card reads token 0) -- at the last token of the
+  rendered conversation, where the model would write its first new token (the card generates
+  one token and reads its score; this reads the same logit from one forward pass).
+
 Truncation: a rendered text longer than ``max_length`` tokens keeps its first ``max_length``
 tokens (the problem survives, the end of the trace does not); the summary counts such traces.
 Batches are right-padded with an attention mask, so a causal model's outputs at real positions
@@ -55,6 +60,9 @@ DEFAULTS = {
     "step_token": "<extra_0>",
     "aggregate": "min",
     "head": "qwen2_math",
+    "token_id": 0,
+    "trained_on": None,
+    "training": {"lr": 1.0e-4, "epochs": 2, "batch_size": 16, "pairs_per_problem": 2, "max_length": 256, "seed": 0},
 }
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 AGGREGATES = {
@@ -118,7 +126,7 @@ class TransformersReward:
 
     def check_spec(self) -> None:
         s = self.spec
-        if not s["model"]:
+        if not s["model"]:  # a trained_on model is set by its stage from the rule's input
             raise StageError(
                 f"{self.key('model')} is required for backend {s['backend']!r}: a hub model id "
                 f"(with its revision pinned) or a local model folder"
@@ -346,3 +354,28 @@ class ProcessReward(TransformersReward):
             reward = AGGREGATES[self.spec["aggregate"]](steps) if steps else math.nan
             out.append((reward, {"step_rewards": steps}))
         return out
+
+
+class TokenLogitReward(TransformersReward):
+    """Nemotron-Reward style: a causal LM's logit of ``token_id`` at the conversation's last token."""
+
+    def check_spec(self) -> None:
+        super().check_spec()
+        if not isinstance(self.spec["token_id"], int) or self.spec["token_id"] < 0:
+            raise StageError(f"{self.key('token_id')} must be a vocabulary index (>= 0), not {self.spec['token_id']!r}")
+
+    def load(self, kw):
+        from transformers import AutoModelForCausalLM
+
+        model = _load(AutoModelForCausalLM, self.spec["model"], self.load_kwargs(kw), self.key("model"))
+        vocab = model.get_output_embeddings().weight.shape[0]
+        if self.spec["token_id"] >= vocab:
+            raise StageError(f"{self.key('token_id')} {self.spec['token_id']} is outside the vocabulary ({vocab})")
+        return self.place(model)
+
+    def forward(self, x, mask):
+        hidden = self.model.get_decoder()(input_ids=x, attention_mask=mask, use_cache=False).last_hidden_state
+        last = mask.sum(dim=1) - 1  # right padding: the last real token
+        at_last = hidden[torch.arange(len(x), device=hidden.device), last]
+        logits = self.model.get_output_embeddings()(at_last)[:, self.spec["token_id"]].float()
+        return [(v, {}) for v in logits.tolist()]
