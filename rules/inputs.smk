@@ -60,55 +60,70 @@ def generation_code(stage):
     return code(stage, GENERATORS.loader(config[stage]["backend"]))
 
 
-# --- Data streams and their retention (the oracle a stream uses) -------------------------------
+# --- Data streams and their retention (the oracle a stream uses, the one that judges it) -------
 
 
 def stream_spec(wildcards):
     return config["streams"][wildcards.stream]
 
 
-def oracle_spec(wildcards):
-    """The stream's oracle without the keys that decide only whether and how requests are sent
-    (budget caps, batch mode, the estimate's counting): raising a cap reruns no stream.
-    """
+def stream_oracle(wildcards):
+    """The oracle a stream's rewrites come from (None for a stream that is not an oracle's)."""
     stream = stream_spec(wildcards)
-    if stream["kind"] != "oracle":
-        return None
-    return answer_spec(config["oracles"][stream["oracle"]])
+    return stream["oracle"] if stream["kind"] == "oracle" else None
 
 
-def oracle_name(wildcards):
-    return stream_spec(wildcards)["oracle"]
+def retention_judge(wildcards):
+    """The oracle that judges a stream's rewrites: `retention.judge`, one for every stream as in
+    the paper, else the stream's own oracle."""
+    own = stream_oracle(wildcards)
+    return own and (config["retention"]["judge"] or own)
 
 
-def oracle_code(stage):
-    """A stage's code with the oracle backend its stream uses (none for other streams)."""
+def oracle_spec(who=stream_oracle):
+    """The chosen oracle's spec (``who``: the stream's oracle or its judge) without the keys that
+    decide only whether and how requests are sent (budget caps, batch mode, the estimate's
+    counting): raising a cap reruns no stream."""
+
+    def spec(wildcards):
+        name = who(wildcards)
+        return answer_spec(config["oracles"][name]) if name else None
+
+    return spec
+
+
+def oracle_code(stage, who=stream_oracle):
+    """A stage's code with the oracle backend it uses (none for streams of no oracle)."""
 
     def version(wildcards):
-        spec = oracle_spec(wildcards)
+        spec = oracle_spec(who)(wildcards)
         return code(stage, *([ORACLES.loader(spec["backend"])] if spec else []))
 
     return version
 
 
-def oracle_cache(wildcards):
+def oracle_cache(who=stream_oracle):
     """The oracle's per-item cache of finished requests. Not an output: Snakemake deletes a
     job's outputs before it reruns the job, and this file must outlive every rerun (a killed
     or re-prompted stream re-sends only what is not in it)."""
-    spec = oracle_spec(wildcards)
-    if spec is None or spec["backend"] == "builtin":
-        return None  # sends nothing, caches nothing
-    return f"results/oracle_cache/{oracle_name(wildcards)}.sqlite"
+
+    def cache(wildcards):
+        spec = oracle_spec(who)(wildcards)
+        if spec is None or spec["backend"] == "builtin":
+            return None  # sends nothing, caches nothing
+        return f"results/oracle_cache/{who(wildcards)}.sqlite"
+
+    return cache
 
 
-def oracle_prompt(task):
+def oracle_prompt(task, who=stream_oracle):
     """What an API oracle sends for ``task`` (the stream's own, or "judge"): a fingerprint of the
     template's messages, so editing them reruns the stream and its descendants (and re-sends only
     the items whose prompt changed), while editing a template's preamble reruns nothing.
     """
 
     def prompt(wildcards):
-        spec = oracle_spec(wildcards)
+        spec = oracle_spec(who)(wildcards)
         if spec is None or spec["backend"] == "builtin":
             return None
         return fingerprint(spec["prompts"][task or stream_spec(wildcards)["task"]])
@@ -162,18 +177,24 @@ def estimate_prompts(wildcards=None):
     """The prompt files the API oracle streams and their judges send."""
     files = set()
     for s in config["streams"].values():
-        spec = config["oracles"].get(s.get("oracle") or "", {})
-        if s["kind"] == "oracle" and spec.get("backend") == "openai":
-            files |= {spec["prompts"][s["task"]], spec["prompts"]["judge"]}
+        if s["kind"] != "oracle":
+            continue
+        judge = config["retention"]["judge"] or s["oracle"]
+        for name, task in ((s["oracle"], s["task"]), (judge, "judge")):
+            spec = config["oracles"][name]
+            if spec["backend"] == "openai":
+                files.add(spec["prompts"][task])
     return sorted(files)
 
 
 def estimate_code():
-    backends = {
-        config["oracles"][s["oracle"]]["backend"]
+    oracles = {
+        name
         for s in config["streams"].values()
         if s["kind"] == "oracle"
+        for name in (s["oracle"], config["retention"]["judge"] or s["oracle"])
     }
+    backends = {config["oracles"][name]["backend"] for name in oracles}
     return code("oracle_estimate", *(ORACLES.loader(b) for b in sorted(backends)))
 
 

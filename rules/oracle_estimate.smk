@@ -29,6 +29,7 @@ rule oracle_estimate:
         streams=config["streams"],
         oracles=config["oracles"],
         costs=config["oracle_costs"],
+        retention=config["retention"],
         caches=estimate_caches(),
         code=estimate_code(),
     script:

@@ -1,6 +1,7 @@
-# Semantic retention of each rewritten stream: the stream's oracle judges how much of the
-# student's source trace a rewrite keeps (1-5, formatting ignored), next to a cheap edit
-# similarity. The judge's finished requests share the oracle's cache with its stream.
+# Semantic retention of each rewritten stream: a judge (`retention.judge`, one oracle for every
+# stream as in the paper, else the stream's own oracle) scores how much of the student's source
+# trace a rewrite keeps (1-5, formatting ignored) on a sample of it (`retention.sample`), next to a
+# cheap edit similarity of every rewrite. The judge's finished requests share its oracle's cache.
 
 
 rule retention:
@@ -20,11 +21,13 @@ rule retention:
         **stage_resources("light"),
         oracle_api=oracle_api,
     params:
-        oracle=oracle_spec,
-        oracle_name=oracle_name,
-        oracle_cache=oracle_cache,
-        prompt=oracle_prompt("judge"),
+        oracle=oracle_spec(retention_judge),
+        oracle_name=retention_judge,
+        oracle_cache=oracle_cache(retention_judge),
+        prompt=oracle_prompt("judge", retention_judge),
+        sample=config["retention"]["sample"],
+        seed=config["retention"]["seed"],
         replay=REPLAY,
-        code=oracle_code("retention"),
+        code=oracle_code("retention", retention_judge),
     script:
         "../scripts/stages/retention.py"

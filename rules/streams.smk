@@ -20,8 +20,8 @@ rule stream:
         oracle_api=oracle_api,
     params:
         spec=stream_spec,
-        oracle=oracle_spec,
-        oracle_cache=oracle_cache,
+        oracle=oracle_spec(),
+        oracle_cache=oracle_cache(),
         prompt=oracle_prompt(None),
         timeout_s=config["rejection_sampling"]["timeout_s"],
         replay=REPLAY,

@@ -159,6 +159,7 @@ BAD_INPUTS = [
         "oracles.gpt.prompts.refine", "refine.v9.md"),
     Bad("an oracle stream naming no oracle", {"streams": {"oracle_refined": {"oracle": "gpt"}}},
         "streams.oracle_refined.oracle", "gpt"),
+    Bad("a retention judge that is no oracle", {"retention": {"judge": "gpt"}}, "retention.judge", "gpt", cli=True),
     Bad("a task set on a stream that is not an oracle stream", {"streams": {"slm_rft": {"task": "refine"}}},
         "streams.slm_rft.task", "refine"),
     Bad("a stream named like the untrained student's evaluation", {"streams": {"base": {"kind": "slm_rft"}}},

@@ -76,3 +76,21 @@ def test_process_reward_of_a_wrong_answer_with_wrong_steps():
 def test_mean_ci95():
     s = mean_ci95([1.0, 2.0, 3.0])
     assert s["mean"] == 2.0 and s["ci95_low"] < 2.0 < s["ci95_high"] and s["n"] == 3
+
+
+def test_the_retention_judge_reads_its_seeded_sample_and_edit_similarity_covers_every_rewrite():
+    from scripts.analysis.retention import retention
+
+    its = items(20)
+    rewrites = oracle({"backend": "builtin", "style": ORACLE_STYLE}).run("refine", its)
+    stream = [{**it, "source_trace": it["trace"], "trace": o.trace} for it, o in zip(its, rewrites)]
+    graphs = {it["id"]: it["graph"] for it in its}
+    records, summary = retention(stream, graphs, {"backend": "builtin"}, None, sample=7, seed=3)
+    judged = [r["id"] for r in records if r["judge_score"] is not None]
+    assert len(records) == 20 and all(r["edit_similarity"] > 0 for r in records)
+    assert summary["sampled"] == summary["judged"] == len(judged) == 7
+    assert retention(stream, graphs, {"backend": "builtin"}, None, sample=7, seed=3)[0] == records  # seeded
+    other = retention(stream, graphs, {"backend": "builtin"}, None, sample=7, seed=4)[0]
+    assert [r["id"] for r in other if r["judge_score"] is not None] != judged
+    everything = retention(stream, graphs, {"backend": "builtin"}, None)[1]
+    assert everything["judged"] == 20 and everything["edit_similarity"] == summary["edit_similarity"]

@@ -9,8 +9,8 @@ requests a stream will send; those already answered in the oracle's cache are co
 cost nothing). Before that, the pool stands in: ``oracle_costs.solve_rate`` of its problems are
 expected to be solvable, and a sample of them (``oracle_costs.sample``), each with its reference
 solution in place of the student's trace, gives the mean tokens per request. The retention judge
-is expected to see ``oracle_costs.acceptance`` of a stream's rewrites, each as long as its source
-trace.
+(``retention.judge``, else the stream's own oracle) is expected to see ``oracle_costs.acceptance``
+of a stream's rewrites (at most ``retention.sample``), each as long as its source trace.
 """
 
 import math
@@ -43,24 +43,36 @@ def _scaled(e: dict, factor: float) -> dict:
     return out
 
 
-def estimate(inputs: dict, streams: dict, oracles: dict, costs: dict, caches: dict) -> dict:
-    """``inputs``: student -> {source: solvable | pool, path}; ``caches``: oracle -> cache file."""
+def estimate(inputs: dict, streams: dict, oracles: dict, costs: dict, caches: dict, retention: dict) -> dict:
+    """``inputs``: student -> {source: solvable | pool, path}; ``caches``: oracle -> cache file;
+    ``retention``: the config's block (who judges, and how many rewrites per stream)."""
     rows, basis, methods = [], {}, {}
+
+    def backend(name):
+        spec = {**oracles[name], "name": name}
+        return ORACLES.load(spec["backend"], f"oracles.{name}.backend")(spec, None)
+
     for student, inp in inputs.items():
         items, factor, basis[student] = items_for(inp["source"], inp["path"], costs)
+        judged = [{**it, "source_trace": it.get("trace") or "", "rewrite": it.get("trace") or ""} for it in items]
+        kept = factor * len(items) * costs["acceptance"]  # rewrites expected per stream
+        if retention["sample"] is not None:
+            kept = min(kept, retention["sample"])
         for name, stream in streams.items():
             if stream["kind"] != "oracle":
                 continue
-            spec = {**oracles[stream["oracle"]], "name": stream["oracle"]}
-            backend = ORACLES.load(spec["backend"], f"oracles.{stream['oracle']}.backend")(spec, None)
-            judged = [{**it, "source_trace": it.get("trace") or "", "rewrite": it.get("trace") or ""} for it in items]
-            for task, its, f in ((stream["task"], items, factor), ("judge", judged, factor * costs["acceptance"])):
-                row = {"student": student, "stream": name, "oracle": stream["oracle"], "task": task}
-                if not hasattr(backend, "estimate"):  # the built-in oracle sends nothing
+            judge = retention["judge"] or stream["oracle"]
+            for task, oracle, its, f in (
+                (stream["task"], stream["oracle"], items, factor),
+                ("judge", judge, judged, kept / len(items) if items else 0.0),
+            ):
+                row = {"student": student, "stream": name, "oracle": oracle, "task": task}
+                sender = backend(oracle)
+                if not hasattr(sender, "estimate"):  # the built-in oracle sends nothing
                     rows.append({**row, **{k: 0 for k in COUNTS}, "sends": False})
                     continue
-                e = backend.estimate(task, its, caches.get(stream["oracle"]))
-                methods[stream["oracle"]] = backend.counter.method
+                e = sender.estimate(task, its, caches.get(oracle))
+                methods[oracle] = sender.counter.method
                 rows.append({**row, **_scaled(e, f), "sends": True})
     per_oracle = {}
     for name in dict.fromkeys(r["oracle"] for r in rows):

@@ -1,9 +1,11 @@
 """Semantic retention of each rewritten (oracle) stream: how much of the student's source trace
 a rewrite keeps (the paper's 1-5 retention column). Two measures per trace:
 
-- ``judge_score``: the stream's own oracle judges the (source, rewrite) pair on a 1-5 scale
-  with formatting ignored (the oracle's ``judge`` task: an API oracle through its client,
-  cache and ``prompts/judge.v1.md``; the built-in oracle symbolically);
+- ``judge_score``: a judge (``retention.judge``, one oracle for every stream as in the paper, else
+  the stream's own) scores the (source, rewrite) pair on a 1-5 scale with formatting ignored
+  (the oracle's ``judge`` task: an API oracle through its client, cache and
+  ``prompts/judge.v1.md``; the built-in oracle symbolically), on a seeded sample of the
+  rewrites (``retention.sample``; all by default);
 - ``edit_similarity``: difflib's character-level similarity ratio of source and rewrite (0-1),
   cheap and purely textual, so unlike the judge it does count formatting.
 
@@ -35,8 +37,11 @@ def judged_sample(stream: list[dict], size: int | None, seed: int) -> list[dict]
     return [r for i, r in enumerate(stream) if i in keep]
 
 
-def retention(stream: list[dict], graphs: dict, oracle_spec: dict, cache: str | None) -> tuple[list[dict], dict]:
-    """(one record per trace, summary) of a stream's retention."""
+def retention(
+    stream: list[dict], graphs: dict, oracle_spec: dict, cache: str | None, sample: int | None = None, seed: int = 0
+) -> tuple[list[dict], dict]:
+    """(one record per trace, summary) of a stream's retention: the judge reads ``sample`` of the
+    rewrites (all when None), the edit similarity covers every one."""
     items = [
         {
             "id": r["id"],
@@ -48,22 +53,26 @@ def retention(stream: list[dict], graphs: dict, oracle_spec: dict, cache: str | 
         for r in stream
     ]
     judge = oracle(oracle_spec, cache)
-    verdicts = judge.run("judge", items)
+    judged = judged_sample(items, sample, seed)
+    verdicts = dict(zip((it["id"] for it in judged), judge.run("judge", judged)))
     records = []
-    for it, v in zip(tqdm(items, desc="edit similarity", mininterval=2), verdicts):
+    for it in tqdm(items, desc="edit similarity", mininterval=2):
+        v = verdicts.get(it["id"])
         records.append(
             {
                 "id": it["id"],
-                "judge_score": v.score,
-                "judge_reason": v.reason,
+                "judge_score": v.score if v else None,
+                "judge_reason": v.reason if v else "not in the judged sample",
                 "edit_similarity": edit_similarity(it["source_trace"], it["rewrite"]),
             }
         )
     scored = [r["judge_score"] for r in records if r["judge_score"] is not None]
+    unscored = [r for r in records if r["id"] in verdicts and r["judge_score"] is None]
     summary = {
+        "sampled": len(judged),
         "judged": len(scored),
-        "unscored": len(records) - len(scored),
-        "unscored_reasons": dict(Counter(r["judge_reason"] for r in records if r["judge_score"] is None)),
+        "unscored": len(unscored),
+        "unscored_reasons": dict(Counter(r["judge_reason"] for r in unscored)),
         "judge_score": mean_ci95(scored),
         "edit_similarity": mean_ci95([r["edit_similarity"] for r in records]),
         "oracle": judge.usage(),

@@ -304,6 +304,8 @@ def oracle_streams_markdown(rows: list[dict]) -> list[str]:
         "Prompt tokens",
         "Completion tokens",
         "Est. cost (USD)",
+        "Judge",
+        "Judged",
         "Judge retention (1–5)",
         "Edit similarity",
     ]
@@ -321,6 +323,8 @@ def oracle_streams_markdown(rows: list[dict]) -> list[str]:
                     for key in ("requests_sent", "cached", "failed", "prompt_tokens", "completion_tokens")
                 ),
                 fmt(u.get("estimated_cost"), ".2f") if u else DASH,
+                r.get("judge", DASH),
+                str(r.get("judged", DASH)),
                 fmt(judge.get("mean"), ".2f"),
                 fmt(sim.get("mean"), ".3f"),
             ]
@@ -331,8 +335,9 @@ def oracle_streams_markdown(rows: list[dict]) -> list[str]:
         markdown_table(header, body),
         "",
         "Requests and tokens count every request of the stream's job (cached answers cost nothing again); "
-        "the built-in oracle sends none. Retention: the stream's oracle as judge (1–5, formatting ignored) "
-        "and difflib edit similarity to the student's source trace.",
+        "the built-in oracle sends none. Retention: the judge's score (1–5, formatting ignored; retention.judge, "
+        "else the stream's own oracle) of the judged rewrites (retention.sample, else all), and difflib edit "
+        "similarity of every rewrite to the student's source trace.",
         "",
     ]
 

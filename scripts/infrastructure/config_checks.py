@@ -226,7 +226,12 @@ def streams(config: dict, environ) -> list[str]:
                 f"{key}.oracle: no oracle named {s['oracle']!r} under 'oracles' (have {sorted(config['oracles'])})"
             )
             continue
-        out += oracle(config["oracles"][s["oracle"]], s["oracle"], name, s["task"], environ)
+        out += oracle(config["oracles"][s["oracle"]], s["oracle"], f"stream {name}", s["task"], environ)
+    judge = config["retention"]["judge"]
+    if judge is not None and judge not in config["oracles"]:
+        out.append(f"retention.judge: no oracle named {judge!r} under 'oracles' (have {sorted(config['oracles'])})")
+    elif judge is not None and any(s["kind"] == "oracle" for s in config["streams"].values()):
+        out += oracle(config["oracles"][judge], judge, "retention.judge", "judge", environ)
     ref = config["adaptation_cost"]["drift"]["reference_stream"]
     if ref not in config["streams"]:
         out.append(
@@ -236,7 +241,7 @@ def streams(config: dict, environ) -> list[str]:
     return out
 
 
-def oracle(spec: dict, name: str, stream: str, task: str, environ) -> list[str]:
+def oracle(spec: dict, name: str, user: str, task: str, environ) -> list[str]:
     """An API oracle a stream uses: its model, endpoint, prompt templates (the stream's task and
     the retention judge) and its key variable. The key's value is never read beyond its
     presence."""
@@ -244,11 +249,11 @@ def oracle(spec: dict, name: str, stream: str, task: str, environ) -> list[str]:
         return []
     key, out = f"oracles.{name}", []
     if not spec.get("model"):
-        out.append(f"{key}.model is required for an openai oracle (stream {stream} uses it)")
+        out.append(f"{key}.model is required for an openai oracle ({user} uses it)")
     url = spec.get("base_url")
     if url is not None and not re.match(r"https?://[^/\s]+", url):
         out.append(f"{key}.base_url: {shown(url)} is not an http(s) URL; e.g. http://gpu-node:8000/v1, or null")
-    for t in (task, "judge"):
+    for t in dict.fromkeys((task, "judge")):
         path = spec["prompts"][t]
         if not re.fullmatch(r"\w+\.v\d+\.md", Path(path).name):
             out.append(f"{key}.prompts.{t}: {path!r} is not named <name>.v<version>.md")
@@ -268,7 +273,7 @@ def oracle(spec: dict, name: str, stream: str, task: str, environ) -> list[str]:
         )
     elif not environ.get(var):
         out.append(
-            f"{key}.api_key_env: the environment variable {var} is not set (stream {stream} uses oracle "
+            f"{key}.api_key_env: the environment variable {var} is not set ({user} uses oracle "
             f"{name!r}); export {var} before the run"
         )
     return out

@@ -12,7 +12,7 @@ from scripts.infrastructure.stage_log import logged
 def main(snakemake) -> None:
     p = snakemake.params
     with logged(snakemake.log[0], snakemake.threads):
-        est = estimate(p.sets, p.streams, p.oracles, p.costs, p.caches)
+        est = estimate(p.sets, p.streams, p.oracles, p.costs, p.caches, p.retention)
         text = markdown(est)
         write_json(snakemake.output.json, est)
         write_text(snakemake.output.markdown, text)

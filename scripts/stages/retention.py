@@ -18,9 +18,9 @@ def main(snakemake) -> None:
             raise StageError(f"stream {name} is not an oracle stream: it rewrites nothing to judge")
         graphs = {s["id"]: s.get("graph") for s in read_jsonl(snakemake.input.solvable)}
         spec = call_spec(snakemake.config, p.oracle_name, p.oracle_cache)  # with its budget caps (see streams)
-        records, summary = retention(read_jsonl(snakemake.input.stream), graphs, spec, p.oracle_cache)
+        records, summary = retention(read_jsonl(snakemake.input.stream), graphs, spec, p.oracle_cache, p.sample, p.seed)
         usage = summary.pop("oracle")
-        summary = {"stream": name, "oracle": p.oracle_name, **summary, "oracle_usage": usage}
+        summary = {"stream": name, "judge": p.oracle_name, **summary, "oracle_usage": usage}
         write_jsonl(snakemake.output.scores, records)
         write_json(snakemake.output.summary, summary)
         print({k: summary[k] for k in ("stream", "judged", "unscored", "judge_score", "edit_similarity")})
