@@ -73,6 +73,7 @@ def _stream(tmp, student: str, stream: str, reward: float, ppl: float) -> dict:
             "ppl": ppl,
             "ppl_mean_per_trace": ppl,
             **{f"ppl_q{q}": ppl * (1.3 - 0.1 * q) for q in range(1, 5)},
+            "result_token_accuracy": 1 / ppl,  # the learnability probe: lower where the drift is larger
         },
     )
     write_json(
@@ -269,7 +270,10 @@ def test_mechanism_orders_streams_by_adaptation_cost(report):
     rows = markdown_rows(text)
     assert [r[0] for r in rows] == ["slm_rft", "oracle_refined", "oracle_synthesized"]
     assert [float(r[1]) for r in rows] == [1.52, 1.85, 2.69]
-    assert "ρ(PPL, DFT Avg@4) across 3 streams = -1.00" in text
+    assert [r[6] for r in rows] == [f"{100 / ppl:.1f}" for ppl in (1.52, 1.85, 2.69)]  # the probe, in %
+    # three streams: the smallest exact permutation p is 1/6, so the perfect correlation is not shown
+    assert "ρ(PPL, DFT Avg@4) across 3 streams = -1.00 (exact permutation p = 0.17: a negative correlation is " in text
+    assert "is not shown at alpha = 0.05)" in text
     assert "holds in every quarter Q1–Q4: yes" in text
 
 
@@ -384,13 +388,18 @@ def test_oracle_streams_table_counts_rejections_by_cause_and_shows_cost_and_rete
                 "completion_tokens": 20000,
                 "estimated_cost": 0.4,
             },
-            "retention": {"judge_score": {"mean": 4.5}, "edit_similarity": {"mean": 0.8123}},
+            "retention": {
+                "judge": "gpt",
+                "judged": 80,
+                "judge_score": {"mean": 4.5},
+                "edit_similarity": {"mean": 0.8123},
+            },
         },
         {"stream": "slm_rft", "kept": 100, "rejected_reasons": {}, "oracle_usage": None, "retention": None},
     ]
     text = "\n".join(oracle_streams_markdown(rows))
     assert markdown_rows(text) == [
-        ["oracle_refined", "90", "6", "3", "1", "100", "0", "1", "50000", "20000", "0.40", "4.50", "0.812"]
+        ["oracle_refined", "90", "6", "3", "1", "100", "0", "1", "50000", "20000", "0.40", "gpt", "80", "4.50", "0.812"]
     ]
     assert "slm_rft" not in text
 

@@ -56,6 +56,7 @@ def collect_streams(streams: list[dict], primary_reward: str) -> list[dict]:
                 "reward_ci95_high": _num(reward.get("ci95_high")),
                 "ppl": _num(cost.get("ppl")),
                 **{q: _num(cost.get(q)) for q in QUARTERS},
+                "result_token_accuracy": _num(cost.get("result_token_accuracy")),
                 "rejected": summary.get("rejected"),
                 "kept": summary.get("kept"),
                 "rejected_reasons": summary.get("rejected_reasons") or {},

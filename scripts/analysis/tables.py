@@ -210,21 +210,26 @@ def table1_markdown(
                 else f"; the reward ranking {'is' if rev else 'is not'} the exact reverse of the "
                 f"{o.upper()} utility ranking"
             )
-            test = (
-                ""
-                if not math.isfinite(t["p"])
-                else (
-                    f" (exact permutation p = {t['p']:.2g}: a negative correlation "
-                    f"{'holds' if t['p'] < alpha else 'is not shown'} at alpha = {alpha:g})"
-                )
-            )
+            test = _permutation(t, alpha)
             out.append(f"- Spearman ρ(reward, {o.upper()} {k}) {_across(t['n'])} = {rho(t['rho'])}{test}{verdict}.")
         out.append("")
     return "\n".join(out)
 
 
-def mechanism_markdown(stream_rows: list[dict], run_rows: list[dict], base_rows: list[dict], defaults: dict) -> str:
-    """Streams by adaptation cost (student PPL, ascending) against reward and utility."""
+def _permutation(t: dict, alpha: float, claim: str = "a negative correlation") -> str:
+    """`` (exact permutation p = ...: <claim> holds / is not shown at alpha = ...)`` of a
+    ``spearman_test`` record; nothing where the p-value is undefined."""
+    if not math.isfinite(t["p"]):
+        return ""
+    kind = "exact permutation" if t["exact"] else "permutation"
+    return f" ({kind} p = {t['p']:.2g}: {claim} {'holds' if t['p'] < alpha else 'is not shown'} at alpha = {alpha:g})"
+
+
+def mechanism_markdown(
+    stream_rows: list[dict], run_rows: list[dict], base_rows: list[dict], defaults: dict, alpha: float = 0.05
+) -> str:
+    """Streams by adaptation cost (student PPL, ascending) against reward, the learnability probe
+    and utility."""
     util = utility(run_rows, defaults)
     objs = objectives(run_rows, lead=tuple(reversed(OBJECTIVES)))
     k = k_label([*run_rows, *base_rows])
@@ -238,6 +243,7 @@ def mechanism_markdown(stream_rows: list[dict], run_rows: list[dict], base_rows:
             "PPL Q2",
             "PPL Q3",
             "PPL Q4",
+            "Probe (%)",
             "Reward",
             *(f"{k} {o.upper()} (%)" for o in objs),
         ]
@@ -246,6 +252,7 @@ def mechanism_markdown(stream_rows: list[dict], run_rows: list[dict], base_rows:
                 s["stream"],
                 fmt(s["ppl"]),
                 *(fmt(s[q]) for q in QUARTERS),
+                fmt(s.get("result_token_accuracy"), ".1f", 100),
                 fmt(s["reward_mean"]),
                 *(fmt(util.get((student, s["stream"], o), {}).get("avg_at_k"), ".2f", 100) for o in objs),
             ]
@@ -256,15 +263,17 @@ def mechanism_markdown(stream_rows: list[dict], run_rows: list[dict], base_rows:
             "",
             markdown_table(header, body),
             "",
-            f"{k} at {setting_label(defaults)}, mean over seeds.",
+            f"{k} at {setting_label(defaults)}, mean over seeds. Probe: the untrained student's top-1 accuracy "
+            "on the result tokens of the stream's equations under teacher forcing (how learnable the arithmetic "
+            "is in the stream's context).",
             "",
         ]
         ppl = [s["ppl"] for s in rows]
         for o in objs:
             acc = utility_of(util, student, rows, o)
-            out.append(
-                f"- Spearman ρ(PPL, {o.upper()} {k}) {_across(len(paired(ppl, acc)[0]))} = {rho(spearman(ppl, acc))}."
-            )
+            t = spearman_test(ppl, acc, alternative="less")
+            test = _permutation(t, alpha)
+            out.append(f"- Spearman ρ(PPL, {o.upper()} {k}) {_across(t['n'])} = {rho(t['rho'])}{test}.")
         # The paper's claim: the drift is not confined to one part of the trace.
         holds = [same_ranking(ppl, [s[q] for s in rows]) for q in QUARTERS]
         verdict = (
@@ -516,7 +525,7 @@ def write_tables(
     )
     write_text(
         mechanism,
-        mechanism_markdown(stream_rows, run_rows, base_rows, defaults)
+        mechanism_markdown(stream_rows, run_rows, base_rows, defaults, alpha)
         + "\n"
         + unextracted_markdown(run_rows, base_rows, defaults),
     )
