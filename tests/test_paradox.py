@@ -262,8 +262,13 @@ def test_fidelity_reverifies_kept_traces_and_checks_coverage(tmp_path):
         write_jsonl(tmp_path / f"{name}.rejected.jsonl", [{"id": i, "reason": "x"} for i in rejected])
         files[name] = {"stream": str(tmp_path / f"{name}.jsonl"), "rejected": str(tmp_path / f"{name}.rejected.jsonl")}
     facts = {"style_aligned": {"retention": {"edit_similarity": {"mean": 0.97}}}, "oracle_refined": {"retention": None}}
-    out = fidelity(
-        str(tmp_path / "sampled.json"), str(tmp_path / "greedy.json"), files, str(tmp_path / "solvable.jsonl"), facts
+    out = fidelity(  # a generous timeout: a loaded machine must not turn a slow check into a wrong answer
+        str(tmp_path / "sampled.json"),
+        str(tmp_path / "greedy.json"),
+        files,
+        str(tmp_path / "solvable.jsonl"),
+        facts,
+        timeout_s=30,
     )
     assert (out["base_sampled"], out["base_greedy"]) == (0.3, 0.9)
     sa, ref = out["streams"]["style_aligned"], out["streams"]["oracle_refined"]

@@ -34,6 +34,13 @@ def rho(v: float) -> str:
     return "n/a" if math.isnan(v) else f"{v:+.2f}"
 
 
+def p_value(p: float) -> str:
+    """A p-value as a sentence quotes it: ``p = 0.042``, ``p < 0.001``, or ``p n/a``."""
+    if not math.isfinite(p):
+        return "p n/a"
+    return f"p = {p:.2g}" if p >= 0.001 else "p < 0.001"
+
+
 def interval(c: dict, spec: str = ".2f", scale: float = 1.0, missing: str = DASH) -> str:
     """``value [low, high]`` of a ``{value, low, high}`` record; the value alone without bounds."""
     if not math.isfinite(c["value"]):

@@ -16,7 +16,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from scripts.analysis.formatting import fmt, markdown_table, rho
+from scripts.analysis.formatting import fmt, markdown_table, p_value, rho
 from scripts.analysis.statistics import partial_spearman_test, spearman_test, verdict
 from scripts.infrastructure.records import read_json
 
@@ -121,10 +121,6 @@ def correlations(rows: list[dict], alpha: float = 0.05) -> list[dict]:
     return out
 
 
-def _p(p: float) -> str:
-    return "n/a" if not math.isfinite(p) else f"{p:.2g}" if p >= 0.001 else "< 0.001"
-
-
 def findings(corr: list[dict], alpha: float) -> list[str]:
     """Generated sentences: per (student, objective), which measures predict utility at alpha, the
     strongest one, and what the partial correlations add."""
@@ -138,7 +134,7 @@ def findings(corr: list[dict], alpha: float) -> list[str]:
         text = f"- **{key[0]}, {key[1].upper()}** ({rank[0]['n'] if rank else 0} streams): "
         if held:
             text += "utility goes with " + ", ".join(
-                f"{MEASURES.get(c['measure'], c['measure'])} (ρ {c['rho']:+.2f}, p = {_p(c['p'])})" for c in held
+                f"{MEASURES.get(c['measure'], c['measure'])} (ρ {c['rho']:+.2f}, {p_value(c['p'])})" for c in held
             )
             text += f" at alpha = {alpha:g}"
         else:
@@ -146,11 +142,11 @@ def findings(corr: list[dict], alpha: float) -> list[str]:
         if best:
             text += (
                 f"; the strongest is {MEASURES.get(best['measure'], best['measure'])} (ρ {best['rho']:+.2f}, "
-                f"p = {_p(best['p'])})"
+                f"{p_value(best['p'])})"
             )
         for m, c in partial.items():
             what = "perplexity controlling for the probe" if m.startswith("ppl") else "the probe controlling for PPL"
-            text += f"; {what}: partial ρ {fmt(c['rho'], '+.2f')}, p = {_p(c['p'])} ({c['verdict']})"
+            text += f"; {what}: partial ρ {fmt(c['rho'], '+.2f')}, {p_value(c['p'])} ({c['verdict']})"
         lines.append(text + ".")
     return lines
 
@@ -201,7 +197,7 @@ def markdown(rows: list[dict], corr: list[dict], alpha: float) -> str:
             MEASURES.get(c["measure"], c["measure"]),
             c["kind"],
             rho(c["rho"]),
-            f"{_p(c['p'])} ({'exact' if c['exact'] else 'permutations'}, {c['alternative']})",
+            f"{p_value(c['p']).removeprefix('p = ')} ({'exact' if c['exact'] else 'permutations'}, {c['alternative']})",
             c["verdict"],
         ]
         for c in corr

@@ -37,7 +37,7 @@ import numpy as np
 
 from scripts.analysis.collect import QUARTERS, collect_streams
 from scripts.analysis.construction import ALIGNED, REFINED, SLM_RFT
-from scripts.analysis.formatting import DASH, fmt, interval, markdown_table
+from scripts.analysis.formatting import DASH, fmt, interval, markdown_table, p_value
 from scripts.analysis.statistics import bootstrap_p, ci, spearman_test, verdict
 from scripts.data.verification import verify_answers
 from scripts.infrastructure.records import read_json, read_jsonl
@@ -263,13 +263,9 @@ def _pct(c: dict) -> str:
     return interval(c, ".1f", 100)
 
 
-def _p(p: float) -> str:
-    return "n/a" if not math.isfinite(p) else f"{p:.2g}" if p >= 0.001 else "< 0.001"
-
-
 def _claim(c: dict) -> str:
     """ "holds (p = ...)" / "not shown (p = ...)" of a tested record."""
-    return f"{c['verdict']} (p = {_p(c['p'])})"
+    return f"{c['verdict']} ({p_value(c['p'])})"
 
 
 def _setting(s: dict) -> str:
@@ -281,7 +277,7 @@ def _count(settings: list[dict], get) -> dict[str, list[str]]:
     for s in settings:
         c = get(s)
         if c is not None:
-            by[c["verdict"]].append(f"{_setting(s)} (p = {_p(c['p'])})")
+            by[c["verdict"]].append(f"{_setting(s)} ({p_value(c['p'])})")
     return by
 
 
@@ -295,7 +291,7 @@ def verdict_lines(
             held = [st for st, c in by_stream.items() if c["verdict"] == "holds"]
             why = construction["C1"].get(reward)
             label = f" **By construction, not evidence:** {why}." if why else ""
-            pairs = ", ".join(f"{st} {c['difference']:+.3f}, p = {_p(c['p'])}" for st, c in by_stream.items())
+            pairs = ", ".join(f"{st} {c['difference']:+.3f}, {p_value(c['p'])}" for st, c in by_stream.items())
             lines.append(
                 f"- **C1 (perceived quality, {reward}, {student})**: oracle streams score higher than SLM-RFT in "
                 f"{len(held)} of {len(by_stream)} ({pairs}).{label}"

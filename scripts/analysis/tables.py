@@ -38,7 +38,7 @@ from scripts.analysis.collect import (
     utility,
     utility_of,
 )
-from scripts.analysis.formatting import DASH, fmt, markdown_table, rho
+from scripts.analysis.formatting import DASH, fmt, markdown_table, p_value, rho
 from scripts.analysis.statistics import exact_reverse, paired, same_ranking, spearman, spearman_test
 from scripts.infrastructure.records import read_json, write_text
 from scripts.infrastructure.stage_log import StageError
@@ -222,7 +222,7 @@ def _permutation(t: dict, alpha: float, claim: str = "a negative correlation") -
     if not math.isfinite(t["p"]):
         return ""
     kind = "exact permutation" if t["exact"] else "permutation"
-    return f" ({kind} p = {t['p']:.2g}: {claim} {'holds' if t['p'] < alpha else 'is not shown'} at alpha = {alpha:g})"
+    return f" ({kind} {p_value(t['p'])}: {claim} {'holds' if t['p'] < alpha else 'is not shown'} at alpha = {alpha:g})"
 
 
 def mechanism_markdown(

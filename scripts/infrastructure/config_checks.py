@@ -64,7 +64,7 @@ SCHEDULERS = (
 
 def problems(config: dict, environ=os.environ) -> list[str]:
     """Every problem of a schema-validated ``config`` that is knowable before the first job."""
-    return [p for find in CHECKS for p in find(config, environ)]
+    return list(dict.fromkeys(p for find in CHECKS for p in find(config, environ)))  # each once
 
 
 def refuse(found: list[str]) -> None:
