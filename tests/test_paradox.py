@@ -275,3 +275,20 @@ def test_fidelity_reverifies_kept_traces_and_checks_coverage(tmp_path):
     assert (sa["kept"], sa["kept_verified"], sa["covers_solvable_set"], sa["edit_similarity"]) == (2, 2, True, 0.97)
     assert (ref["kept"], ref["kept_verified"], ref["covers_solvable_set"]) == (1, 0, True)  # 7 is not 5
     assert math.isnan(ref["edit_similarity"])
+
+
+def test_the_budget_figure_gives_each_of_more_than_ten_streams_its_own_colour():
+    # the mechanism config compares 13 streams; tab10 alone has 10 colours
+    streams = [f"variant_{i}" for i in range(13)]
+    settings = [
+        {
+            "objective": "sft",
+            "lr": 3e-4,
+            "epochs": e,
+            "utility": {s: {"value": 0.01 * i, "low": 0.0, "high": 0.02 * i} for i, s in enumerate(streams)},
+        }
+        for e in (1, 3)
+    ]
+    lines = budget_figure(settings, streams).axes[0].lines
+    assert [line.get_label() for line in lines] == streams
+    assert len({line.get_color() for line in lines}) == 13

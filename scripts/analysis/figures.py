@@ -28,6 +28,8 @@ from scripts.analysis.collect import (  # noqa: E402
     utility_of,
 )
 from scripts.analysis.formatting import fmt, rho  # noqa: E402
+from scripts.analysis.palette import markers as markers_of  # noqa: E402
+from scripts.analysis.palette import palette  # noqa: E402
 from scripts.analysis.statistics import spearman  # noqa: E402
 
 DPI = 120
@@ -36,16 +38,6 @@ DPI = 120
 def by_ascending(rows: list[dict], key: str) -> list[dict]:
     # NaN sorts last; ties keep the config's order.
     return sorted(rows, key=lambda s: (not math.isfinite(s[key]), s[key] if math.isfinite(s[key]) else 0))
-
-
-def _palette(names: list[str]) -> dict[str, tuple]:
-    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-    return {n: cmap(i % cmap.N) for i, n in enumerate(names)}
-
-
-def _markers(objs: list[str]) -> dict[str, str]:
-    shapes = "osD^vP*X"
-    return {o: shapes[i % len(shapes)] for i, o in enumerate(objs)}
 
 
 def _panels(n: int, nrows: int = 1, w: float = 5.5, h: float = 4.2):
@@ -221,8 +213,8 @@ def figures(
     stream_rows: list[dict], run_rows: list[dict], base_rows: list[dict], defaults: dict, primary_reward: str = "reward"
 ) -> dict:
     """Every figure of the report by file stem: one panel per student, one color per stream."""
-    colors = _palette(ordered([*(s["stream"] for s in stream_rows), *(r["stream"] for r in run_rows)]))
-    markers = _markers(objectives(run_rows))
+    colors = palette(ordered([*(s["stream"] for s in stream_rows), *(r["stream"] for r in run_rows)]))
+    markers = markers_of(objectives(run_rows))
     common = (stream_rows, run_rows, base_rows, defaults, colors, markers)
     return {
         "reward_vs_utility": lambda: utility_scatter(

@@ -17,6 +17,7 @@ from collections import defaultdict
 import numpy as np
 
 from scripts.analysis.formatting import fmt, markdown_table, p_value, rho
+from scripts.analysis.palette import markers, palette
 from scripts.analysis.statistics import partial_spearman_test, spearman_test, verdict
 from scripts.infrastructure.records import read_json
 
@@ -238,9 +239,9 @@ def dose_response_figure(
 
     measures = [m for m in measures if any(m in r for r in rows)]
     switches = list(dict.fromkeys(r["switch"] for r in rows))
-    colors = dict(zip(switches, plt.get_cmap("tab20").colors))
+    colors = palette(switches)
     exposures = sorted({r["exposure"] for r in rows})
-    shapes = dict(zip(exposures, "osD^v"))
+    shapes = markers(exposures)
     fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 4.0), squeeze=False, sharey=True)
     for ax, m in zip(axes[0], measures):
         for r in rows:

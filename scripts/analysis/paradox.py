@@ -38,6 +38,7 @@ import numpy as np
 from scripts.analysis.collect import QUARTERS, collect_streams
 from scripts.analysis.construction import ALIGNED, REFINED, SLM_RFT
 from scripts.analysis.formatting import DASH, fmt, interval, markdown_table, p_value
+from scripts.analysis.palette import palette
 from scripts.analysis.statistics import bootstrap_p, ci, spearman_test, verdict
 from scripts.data.verification import verify_answers
 from scripts.infrastructure.records import read_json, read_jsonl
@@ -532,7 +533,7 @@ def budget_figure(settings: list[dict], streams: list[str]):
     fig, axes = plt.subplots(
         len(lrs), len(objectives), figsize=(5.5 * len(objectives), 3.8 * len(lrs)), squeeze=False, sharey=True
     )
-    colors = dict(zip(streams, plt.get_cmap("tab10").colors))
+    colors = palette(streams)
     for i, lr in enumerate(lrs):
         for j, obj in enumerate(objectives):
             ax = axes[i][j]
