@@ -282,6 +282,7 @@ def test_the_budget_figure_gives_each_of_more_than_ten_streams_its_own_colour():
     streams = [f"variant_{i}" for i in range(13)]
     settings = [
         {
+            "student": "tiny",
             "objective": "sft",
             "lr": 3e-4,
             "epochs": e,
@@ -292,3 +293,13 @@ def test_the_budget_figure_gives_each_of_more_than_ten_streams_its_own_colour():
     lines = budget_figure(settings, streams).axes[0].lines
     assert [line.get_label() for line in lines] == streams
     assert len({line.get_color() for line in lines}) == 13
+
+
+def test_with_several_students_each_setting_and_panel_names_its_student(tmp_path):
+    runs = _runs(tmp_path, PARADOX)
+    runs += [{**r, "student": "familiar"} for r in runs]
+    streams = {**_streams(PPL), "familiar": _streams(PPL)["tiny"]}
+    settings = analyse(runs, streams, rounds=50)
+    assert [s["label"] for s in settings] == ["familiar DFT lr 0.0003 bs 16 3 ep", "tiny DFT lr 0.0003 bs 16 3 ep"]
+    titles = [ax.get_title() for ax in budget_figure(settings, list(PARADOX)).axes]
+    assert titles == ["familiar: DFT, lr 0.0003", "tiny: DFT, lr 0.0003"]

@@ -162,13 +162,13 @@ def analyse(
     grouped: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
         grouped[setting_key(r)][r["stream"]].append(r)
+    several_students = len({key[0] for key in grouped}) > 1
     out = []
     for key in sorted(grouped):
         student = key[0]
         rec = analyse_setting(grouped[key], streams[student], rounds, seed, alpha)
-        out.append(
-            {"student": student, "objective": key[1], "lr": key[2], "batch_size": key[3], "epochs": key[4], **rec}
-        )
+        setting = {"student": student, "objective": key[1], "lr": key[2], "batch_size": key[3], "epochs": key[4]}
+        out.append({**setting, "label": _setting(setting, several_students), **rec})
     return out
 
 
@@ -269,8 +269,12 @@ def _claim(c: dict) -> str:
     return f"{c['verdict']} ({p_value(c['p'])})"
 
 
-def _setting(s: dict) -> str:
-    return f"{s['objective'].upper()} lr {s['lr']:g} bs {s['batch_size']} {s['epochs']:g} ep"
+def _setting(s: dict, with_student: bool = False) -> str:
+    """A setting's label; with several students in the run it names the student first."""
+    if "label" in s:
+        return s["label"]
+    label = f"{s['objective'].upper()} lr {s['lr']:g} bs {s['batch_size']} {s['epochs']:g} ep"
+    return f"{s['student']} {label}" if with_student else label
 
 
 def _count(settings: list[dict], get) -> dict[str, list[str]]:
@@ -529,15 +533,19 @@ def budget_figure(settings: list[dict], streams: list[str]):
     import matplotlib.pyplot as plt
 
     objectives = sorted({s["objective"] for s in settings}, key=lambda o: (o != "sft", o))
-    lrs = sorted({s["lr"] for s in settings})
+    panels = sorted({(s["student"], s["lr"]) for s in settings})  # a row per student and lr
+    several_students = len({student for student, _ in panels}) > 1
     fig, axes = plt.subplots(
-        len(lrs), len(objectives), figsize=(5.5 * len(objectives), 3.8 * len(lrs)), squeeze=False, sharey=True
+        len(panels), len(objectives), figsize=(5.5 * len(objectives), 3.8 * len(panels)), squeeze=False, sharey=True
     )
     colors = palette(streams)
-    for i, lr in enumerate(lrs):
+    for i, (student, lr) in enumerate(panels):
         for j, obj in enumerate(objectives):
             ax = axes[i][j]
-            cell = sorted((s for s in settings if s["lr"] == lr and s["objective"] == obj), key=lambda s: s["epochs"])
+            cell = sorted(
+                (s for s in settings if (s["student"], s["lr"], s["objective"]) == (student, lr, obj)),
+                key=lambda s: s["epochs"],
+            )
             for name in streams:
                 pts = [(s["epochs"], s["utility"][name]) for s in cell if name in s["utility"]]
                 if not pts:
@@ -552,7 +560,7 @@ def budget_figure(settings: list[dict], streams: list[str]):
             ax.set_xscale("log")
             ax.set_xticks(sorted({s["epochs"] for s in cell}) or [1])
             ax.set_xticklabels([f"{e:g}" for e in sorted({s["epochs"] for s in cell})] or ["1"])
-            ax.set_title(f"{obj.upper()}, lr {lr:g}")
+            ax.set_title(f"{student}: {obj.upper()}, lr {lr:g}" if several_students else f"{obj.upper()}, lr {lr:g}")
             ax.set_xlabel("training budget (epochs)")
             ax.set_ylabel("Avg@k (%)")
             ax.grid(alpha=0.3)
