@@ -17,7 +17,6 @@ its window), ``"fail"`` puts an HTTP 500 for it in the error file. It counts wha
 """
 
 import json
-import os
 import re
 import subprocess
 import threading
@@ -77,16 +76,7 @@ class BatchEndpoint:
         source.write_bytes(self.files[b["input_file_id"]])
         template = folder / "chat_template.jinja"
         template.write_text(vllm_server.CHAT_TEMPLATE)
-        env = {
-            **os.environ,
-            "VLLM_CPU_KVCACHE_SPACE": "1",
-            "VLLM_CPU_OMP_THREADS_BIND": "nobind",
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "VLLM_NO_USAGE_STATS": "1",
-            "DO_NOT_TRACK": "1",
-        }
-        env.pop("PYTHONPATH", None)
+        env = vllm_server.engine_env()
         cmd = [
             str(vllm_server.VLLM_PYTHON),
             "-m",

@@ -50,6 +50,22 @@ class Server:
         return f"http://{self.address}/v1"
 
 
+def engine_env() -> dict:
+    """The environment a vLLM CPU process of the tests runs in: a small KV cache, no thread
+    binding, offline, no usage reports, and no PYTHONPATH from the project's venv."""
+    env = {
+        **os.environ,
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+    }
+    env.pop("PYTHONPATH", None)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -132,17 +148,7 @@ def start(model_dir: Path, workdir: Path, ready_timeout_s: float = 300) -> tuple
     template.write_text(CHAT_TEMPLATE)
     port = free_port()
     log = workdir / "vllm_server.log"
-    env = {
-        **os.environ,
-        "VLLM_CPU_KVCACHE_SPACE": "1",
-        "VLLM_CPU_OMP_THREADS_BIND": "nobind",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "VLLM_NO_USAGE_STATS": "1",
-        "DO_NOT_TRACK": "1",
-        "VLLM_API_KEY": API_KEY,
-    }
-    env.pop("PYTHONPATH", None)
+    env = {**engine_env(), "VLLM_API_KEY": API_KEY}
     cmd = [
         str(VLLM_PYTHON),
         "-m",
