@@ -10,6 +10,7 @@ is slow on 2 cores, so prompts and token budgets are small and one converted fol
 
 import json
 import math
+import subprocess
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from scripts.backends.rewards import reward_model
 from scripts.data.verification import verify_answers
 from scripts.training import launch, worker
 
+from conftest import REPO, SNAKEMAKE
 from pretrained_model import PROMPT_TEMPLATE, STOP_TOKENS, smollm2
 from vllm_server import VLLM_PYTHON
 
@@ -236,3 +238,17 @@ def test_the_nemotron_style_reward_reads_one_logit_of_the_causal_lm_at_the_last_
         assert reward == pytest.approx(logits[7].item(), abs=1e-4)
     assert len({round(r, 3) for r in batched}) == 3
     assert rm.info["truncated"] == 0 and rm.info["backend"] == "token_logit"
+
+
+def test_the_smollm2_config_plans_the_whole_dag_on_the_converted_model(smol):
+    # configs/smollm2.yaml names the folder relative to the repository root, where it is run from;
+    # --forceall plans every job whatever results/ holds
+    run = subprocess.run(
+        [*SNAKEMAKE, "-n", "--forceall", "--cores", "2", "--configfile", "configs/smollm2.yaml"]
+        + ["--replace-workflow-config"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "fine_tune" in run.stdout and "oracle_refined" not in run.stdout
