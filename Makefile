@@ -84,6 +84,8 @@ mechanism: $(STAMP)
 	$(VENV)/bin/snakemake --cores 2 --snakefile Snakefile --directory mechanism \
 		--configfile $(CURDIR)/config.yaml $(CURDIR)/configs/mechanism.yaml -- mechanism all
 	mkdir -p docs
-	cp mechanism/results/report/mechanism_experiment.md docs/mechanism_experiment.md
+	( head -n 1 mechanism/results/report/mechanism_experiment.md; echo; \
+	  echo "Made by \`make mechanism\` (configs/mechanism.yaml layered on config.yaml) at commit $$(git rev-parse --short HEAD)."; \
+	  tail -n +2 mechanism/results/report/mechanism_experiment.md ) > docs/mechanism_experiment.md
 	cp mechanism/results/report/mechanism_dose_response.png docs/mechanism_dose_response.png
 	cp mechanism/results/report/paradox.md docs/mechanism_paradox.md
