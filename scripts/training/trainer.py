@@ -152,6 +152,7 @@ def sft_trainer(
         weight_decay=hp["weight_decay"],
         max_length=hp["max_length"],
         bf16=cuda and hp["bf16"],
+        activation_checkpointing=hp.get("activation_checkpointing", False),
         use_cpu=not cuda,
         seed=seed,
         data_seed=seed,
