@@ -168,7 +168,7 @@ def analyse(
         student = key[0]
         rec = analyse_setting(grouped[key], streams[student], rounds, seed, alpha)
         setting = {"student": student, "objective": key[1], "lr": key[2], "batch_size": key[3], "epochs": key[4]}
-        out.append({**setting, "label": _setting(setting, several_students), **rec})
+        out.append({**setting, "label": _label(setting, several_students), **rec})
     return out
 
 
@@ -207,7 +207,7 @@ def below_base(settings: list[dict], base: dict[str, float]) -> list[dict]:
     """Every (setting, stream) whose utility is below the untrained student's (sampled) utility."""
     return [
         {
-            "setting": _setting(s),
+            "setting": s["label"],
             "stream": name,
             "utility": c["value"],
             "base": base[s["student"]],
@@ -269,10 +269,8 @@ def _claim(c: dict) -> str:
     return f"{c['verdict']} ({p_value(c['p'])})"
 
 
-def _setting(s: dict, with_student: bool = False) -> str:
+def _label(s: dict, with_student: bool) -> str:
     """A setting's label; with several students in the run it names the student first."""
-    if "label" in s:
-        return s["label"]
     label = f"{s['objective'].upper()} lr {s['lr']:g} bs {s['batch_size']} {s['epochs']:g} ep"
     return f"{s['student']} {label}" if with_student else label
 
@@ -282,7 +280,7 @@ def _count(settings: list[dict], get) -> dict[str, list[str]]:
     for s in settings:
         c = get(s)
         if c is not None:
-            by[c["verdict"]].append(f"{_setting(s)} ({p_value(c['p'])})")
+            by[c["verdict"]].append(f"{s['label']} ({p_value(c['p'])})")
     return by
 
 
@@ -327,7 +325,7 @@ def verdict_lines(
         lines.append(
             f"- **C4 (Style-Aligned repairs the gap)**: where Oracle-Refined trains worse ({len(rec)} "
             f"settings), Style-Aligned recovers "
-            + ", ".join(f"{100 * s['recovered']['value']:.0f}% ({_setting(s)})" for s in rec)
+            + ", ".join(f"{100 * s['recovered']['value']:.0f}% ({s['label']})" for s in rec)
             + f" of the gap; at least half of it in {len(by['holds'])} of them.{label}"
         )
     else:
@@ -401,7 +399,7 @@ def markdown(
             ["setting", "seeds", *names],
             [
                 [
-                    _setting(s),
+                    s["label"],
                     str(len(s["seeds"])),
                     *(_pct(s["utility"][n]) if n in s["utility"] else DASH for n in names),
                 ]
@@ -417,7 +415,7 @@ def markdown(
         rec = s.get("recovered")
         rows.append(
             [
-                _setting(s),
+                s["label"],
                 gaps or DASH,
                 DASH if rec is None else f"{interval(rec, '.0f', 100, missing='n/a')} %, {_claim(rec)}",
                 *(
