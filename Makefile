@@ -60,7 +60,7 @@ smollm2: $(STAMP)
 	$(VENV)/bin/python tests/pretrained_model.py
 
 benchmark: $(STAMP)
-	$(VENV)/bin/python benchmarks/embedded_default.py
+	$(VENV)/bin/python benchmarks/speed.py
 
 benchmark-oracle: $(STAMP) $(VLLM_STAMP)
 	$(VENV)/bin/python benchmarks/oracle_client.py

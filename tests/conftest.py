@@ -11,6 +11,7 @@ import runpy  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -61,6 +62,22 @@ def ci_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("ci_run")
     snakemake(workdir)
     return workdir
+
+
+@pytest.fixture(scope="session")
+def openai_server(tmp_path_factory):
+    """vLLM's OpenAI server on 127.0.0.1 (tests/vllm_server.py), started once per test session
+    for every test that talks to a real OpenAI-compatible endpoint: the oracle client's, the
+    budget's and the secrets' tests. It keeps no state between requests that a test could leave
+    for another (each test has its own cache file, proxy and key check). Also its model folder
+    and the chat template it applies (the budget estimate counts tokens with both)."""
+    import vllm_server
+
+    work = tmp_path_factory.mktemp("vllm_server")
+    model = vllm_server.build_student(work / "model")
+    proc, srv = vllm_server.start(model, work)
+    yield SimpleNamespace(srv=srv, model=model, template=work / "chat_template.jinja")
+    vllm_server.stop(proc)
 
 
 TINY = {

@@ -26,7 +26,6 @@ from scripts.backends.oracles.cache import OracleCache
 from scripts.backends.oracles.openai_client import OpenAIOracle
 from scripts.backends.oracles.prompts import OracleError
 
-import vllm_server
 from conftest import markdown_rows, run_stage, snakemake
 from fault_proxy import FaultProxy, ident_of
 
@@ -39,15 +38,11 @@ class Namespace(dict):
     __getattr__ = dict.__getitem__
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The real vLLM OpenAI server (started once for the module), its model folder and the chat
-    template it applies, which the estimate reads to count tokens as the server does."""
-    work = tmp_path_factory.mktemp("vllm")
-    model = vllm_server.build_student(work / "model")
-    proc, srv = vllm_server.start(model, work)
-    yield SimpleNamespace(srv=srv, model=model, template=work / "chat_template.jinja")
-    vllm_server.stop(proc)
+@pytest.fixture
+def server(openai_server):
+    """The real vLLM OpenAI server (conftest: one per test session), its model folder and the
+    chat template it applies, which the estimate reads to count tokens as the server does."""
+    return openai_server
 
 
 @pytest.fixture

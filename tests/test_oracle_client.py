@@ -241,13 +241,9 @@ def test_retention_summary_with_the_builtin_judge():
 # ---- against a real vLLM server, through the fault proxy ---------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    work = tmp_path_factory.mktemp("vllm")
-    model = vllm_server.build_student(work / "model")
-    proc, srv = vllm_server.start(model, work)
-    yield srv
-    vllm_server.stop(proc)
+@pytest.fixture
+def server(openai_server):
+    return openai_server.srv  # conftest: one vLLM OpenAI server per test session
 
 
 @pytest.fixture

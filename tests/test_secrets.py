@@ -16,7 +16,6 @@ import shutil
 import pytest
 import yaml
 
-import vllm_server
 from conftest import REPO, snakemake
 from fault_proxy import FaultProxy
 
@@ -47,12 +46,9 @@ class CapableOracle(FaultProxy):
         return status, resp_headers, json.dumps(reply).encode()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    work = tmp_path_factory.mktemp("vllm")
-    proc, srv = vllm_server.start(vllm_server.build_student(work / "model"), work)
-    yield srv
-    vllm_server.stop(proc)
+@pytest.fixture
+def server(openai_server):
+    return openai_server.srv  # conftest: one vLLM OpenAI server per test session
 
 
 def test_no_log_manifest_report_or_cache_file_holds_the_api_key(server, ci_run, tmp_path, monkeypatch):
