@@ -188,6 +188,7 @@ def size(folder: Path, prefix: str = "") -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and str(f).startswith(prefix))
 
 
+@pytest.mark.from_scratch
 @pytest.mark.e2e
 def test_the_archive_holds_the_locked_wheels_the_source_and_the_manifest(offline_archive):
     archive = offline_archive["archive"]
@@ -220,6 +221,7 @@ def can_hide(path: Path) -> bool:
     )
 
 
+@pytest.mark.from_scratch
 @pytest.mark.e2e
 def test_a_replay_from_nothing_reinstalls_offline_and_reproduces_every_artifact(offline_archive, ci_run, tmp_path):
     archive, fresh = offline_archive["archive"], tmp_path / "fresh"

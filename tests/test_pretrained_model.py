@@ -88,6 +88,7 @@ def test_the_converted_folder_loads_as_an_ordinary_model_with_its_chat_template_
     assert tokenizer.pad_token_id == tokenizer.eos_token_id
 
 
+@pytest.mark.from_scratch
 def test_greedy_answers_end_their_turn_and_vllm_gives_the_same_tokens(smol, greedy):
     assert any(row[0].finish_reason == "stop" for row in greedy), [row[0] for row in greedy]
     assert all("<|im_end|>" not in row[0].text for row in greedy)  # the stop token is not in the text
@@ -176,6 +177,7 @@ def test_full_sft_saves_a_model_that_reloads_and_still_ends_its_turn(smol, tmp_p
     assert again[0][0].text and again[0][0].finish_reason in ("stop", "length")
 
 
+@pytest.mark.from_scratch
 def test_a_lora_dft_adapter_served_by_vllm_gives_the_greedy_tokens_of_the_merged_weights(smol, lora_run, greedy):
     from peft import PeftModel
 

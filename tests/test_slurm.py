@@ -363,6 +363,7 @@ def slurm_run(slurm, tmp_path_factory):
     }
 
 
+@pytest.mark.from_scratch
 def test_ci_pipeline_finishes_on_slurm(slurm_run):
     assert "steps (100%) done" in slurm_run["text"], slurm_run["text"][-8000:]
     report = slurm_run["workdir"] / "results" / "report"
@@ -370,6 +371,7 @@ def test_ci_pipeline_finishes_on_slurm(slurm_run):
     assert all(j["JobState"] == "COMPLETED" for j in slurm_run["jobs"].values())
 
 
+@pytest.mark.from_scratch
 def test_slurm_gave_gpu_rules_a_gpu_and_cpu_rules_none(slurm_run):
     by_rule = {}
     for job in slurm_run["jobs"].values():
@@ -383,6 +385,7 @@ def test_slurm_gave_gpu_rules_a_gpu_and_cpu_rules_none(slurm_run):
             assert job["Partition"] == ("gpu" if gpu_rule else "cpu"), (rule, job["Partition"])
 
 
+@pytest.mark.from_scratch
 def test_localrules_never_reach_slurm(slurm_run):
     ran_here = slurm_run["local"]
     assert {"problem_pool", "benchmark_problems", "report"} <= localrules()
@@ -390,6 +393,7 @@ def test_localrules_never_reach_slurm(slurm_run):
     assert not {rule_of(j) for j in slurm_run["jobs"].values()} & localrules()
 
 
+@pytest.mark.from_scratch
 def test_evaluations_share_slurm_jobs_one_gpu_each(slurm_run):
     groups = [j for j in slurm_run["jobs"].values() if rule_of(j) == "evaluation"]
     # 2 base + 5 checkpoint evaluations (SFT), at most 4 per SLURM job
@@ -398,6 +402,7 @@ def test_evaluations_share_slurm_jobs_one_gpu_each(slurm_run):
         assert "gpu:1" in job.get("TresPerJob", "") + job.get("TresPerNode", ""), job.get("TresPerJob")
 
 
+@pytest.mark.from_scratch
 def test_oracle_streams_never_exceed_the_profiles_oracle_api_limit(slurm_run):
     from datetime import datetime
 
@@ -480,6 +485,7 @@ def two_gpu_training(slurm, ci_run, tmp_path_factory):
     }
 
 
+@pytest.mark.from_scratch
 def test_a_two_gpu_training_job_runs_its_script_once_and_resumes_after_slurms_warning_signal(two_gpu_training):
     t = two_gpu_training
     assert t["signalled"], f"the job was never seen training:\n{t['text'][-4000:]}"

@@ -40,6 +40,7 @@ def student(tmp_path_factory):
     return random_student(tmp_path_factory.mktemp("vllm_student") / "model")
 
 
+@pytest.mark.from_scratch
 def test_the_same_seed_gives_the_same_samples(student):
     # The same prompt twice in one request: each prompt has its own seed (seed x 1000003 + index),
     # so the two differ; the whole request, run again with the same seed, repeats exactly.
@@ -55,6 +56,7 @@ def test_the_same_seed_gives_the_same_samples(student):
         assert s.finish_reason == "stop" or s.completion_tokens == 30
 
 
+@pytest.mark.from_scratch
 def test_greedy_output_and_stopping_equal_the_transformers_backend(student):
     # A stop token the student emits early on the first prompt (its 8th greedy token), so both
     # backends must stop at the same place and count the same tokens.
@@ -70,6 +72,7 @@ def test_greedy_output_and_stopping_equal_the_transformers_backend(student):
     assert len({row[0].text for row in ours}) > 1
 
 
+@pytest.mark.from_scratch
 def test_lora_greedy_output_equals_peft(student, tmp_path):
     model, tokenizer = load_student(student, seed=0)
     lora = {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
@@ -91,6 +94,7 @@ def test_lora_greedy_output_equals_peft(student, tmp_path):
     assert generator("vllm", student, adapter=adapter, vllm=ENGINE).sample(PROMPTS, 1, 0.0, 30, seed=0) == peft_out
 
 
+@pytest.mark.from_scratch
 def test_prompt_logprob_perplexity_equals_a_transformers_forward_pass(student):
     # The last trace runs past the 512-token context: both backends score its first 511 tokens.
     completions = [e["completion"] for e in EXAMPLES[:5]] + [
@@ -120,6 +124,7 @@ def test_an_engine_that_cannot_start_is_a_clear_error(student, tmp_path):
         VLLMBackend({**student, "stop_tokens": ["<|im_end|>"]}, vllm=ENGINE)
 
 
+@pytest.mark.from_scratch
 @pytest.mark.e2e
 def test_the_workflow_samples_evaluates_and_scores_through_vllm(tmp_path):
     """The three vLLM stages driven by snakemake on the CI-sized config (the built-in student with

@@ -370,6 +370,7 @@ def test_the_manifest_pins_config_code_models_data_and_every_artifact(finished_r
     assert manifest["artifacts"] == hashes
 
 
+@pytest.mark.from_scratch
 def test_two_runs_from_scratch_sample_byte_identical_upstream_artifacts(finished_run, tmp_path_factory):
     # From scratch up to what `freeze` archives (student, native traces, streams, scores); the
     # replay test below shows the rest (training, evaluation, report) is deterministic too.
