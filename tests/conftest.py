@@ -6,6 +6,10 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from scripts.infrastructure.stage_log import same_kernels_on_every_cpu  # noqa: E402
+
+same_kernels_on_every_cpu()  # what every stage does: models the tests load in-process compute as the stages' do
+
 import re  # noqa: E402
 import runpy  # noqa: E402
 import subprocess  # noqa: E402

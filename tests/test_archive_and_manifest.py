@@ -1,12 +1,18 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from scripts.infrastructure.archive import checksums, freeze, replayed, restore
-from scripts.infrastructure.manifest import artifacts, seeds
+from scripts.infrastructure.manifest import RUN_ENVIRONMENT, artifacts, seeds
 from scripts.infrastructure.provenance import config_hash, git_state
 from scripts.infrastructure.records import sha256
-from scripts.infrastructure.stage_log import StageError
+from scripts.infrastructure.stage_log import CPU_KERNELS, StageError, same_kernels_on_every_cpu
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -72,3 +78,45 @@ def test_manifest_pieces(tmp_path):
     assert config_hash({"a": 1, "b": 2}) == config_hash({"b": 2, "a": 1}) != config_hash({"a": 2, "b": 2})
     assert seeds({"x": {"seed": 3}, "training": {"seeds": [0, 1]}}) == {"x.seed": 3, "training.seeds": [0, 1]}
     assert git_state(str(tmp_path)) == {"commit": None, "dirty": None}  # not a repository
+
+
+AVX2_CPU = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma avx512f\n"
+
+
+@pytest.mark.parametrize(
+    "cpuinfo, preset, expected",
+    [
+        (AVX2_CPU, {}, CPU_KERNELS),  # every variable pinned to AVX2
+        # a variable the user set wins
+        (AVX2_CPU, {"ATEN_CPU_CAPABILITY": "avx512"}, {**CPU_KERNELS, "ATEN_CPU_CAPABILITY": "avx512"}),
+        ("flags\t\t: fpu sse2 avx\n", {}, {}),  # no AVX2: the libraries choose
+        (None, {}, {}),  # no /proc/cpuinfo
+    ],
+)
+def test_the_float_kernels_are_pinned_to_avx2_where_the_cpu_has_it(tmp_path, monkeypatch, cpuinfo, preset, expected):
+    for var in CPU_KERNELS:
+        monkeypatch.delenv(var, raising=False)
+    for var, value in preset.items():
+        monkeypatch.setenv(var, value)
+    path = tmp_path / "cpuinfo"
+    if cpuinfo is not None:
+        path.write_text(cpuinfo)
+    same_kernels_on_every_cpu(str(path))
+    assert {var: os.environ[var] for var in CPU_KERNELS if var in os.environ} == expected
+
+
+@pytest.mark.skipif(
+    not Path("/proc/cpuinfo").exists() or " avx2" not in Path("/proc/cpuinfo").read_text(), reason="no AVX2 CPU"
+)
+def test_a_stage_runs_torch_on_the_avx2_kernels_whatever_the_cpu_has_beyond(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in CPU_KERNELS}
+    code = (
+        "from scripts.infrastructure.stage_log import logged\n"
+        "with logged(None):\n"
+        "    import torch\n"
+        "    print(torch.backends.cpu.get_cpu_capability())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "AVX2"
+    # the manifest records them, and an offline replay sets them as the run had them
+    assert set(CPU_KERNELS) <= set(RUN_ENVIRONMENT)

@@ -15,6 +15,7 @@ from pathlib import Path
 from scripts.infrastructure.locks import differences, read_lock, runs_here, stacks, this_platform
 from scripts.infrastructure.provenance import config_hash, declared_environments, git_state, installed_packages
 from scripts.infrastructure.records import read_json, sha256
+from scripts.infrastructure.stage_log import CPU_KERNELS
 
 
 def resolved_student(name: str, spec: dict, student_json: str) -> dict:
@@ -71,8 +72,9 @@ def artifacts(results: str, skip: tuple[str, ...]) -> dict[str, str]:
 
 
 # Environment variables that change what a run writes (transformers saves local_files_only into a
-# tokenizer's config when the hub is offline), so a replay sets them as the run had them.
-RUN_ENVIRONMENT = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+# tokenizer's config when the hub is offline; the CPU kernels round differently), so a replay sets
+# them as the run had them.
+RUN_ENVIRONMENT = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", *CPU_KERNELS)
 
 
 def rebuild(repo: str, packages: dict[str, str]) -> dict:
