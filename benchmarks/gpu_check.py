@@ -277,15 +277,9 @@ def cluster_checks(args, tokenizer, examples, tmp: Path) -> list[str]:
     # 1. the pretrained model
     folder = Path(args.pretrained)
     if (folder / "config.json").exists():
-        from pretrained_model import PROMPT_TEMPLATE, STOP_TOKENS
+        from pretrained_model import PROMPT_TEMPLATE, student_record
 
-        smol = {
-            "name": "smollm2",
-            "path": str(folder),
-            "revision": None,
-            "prompt_template": PROMPT_TEMPLATE,
-            "stop_tokens": STOP_TOKENS,
-        }
+        smol = student_record(folder)
         questions = [
             "What is 2 + 3? Reply with just the number.",
             "Sara had 15 stickers and gave away 4. How many are left? Answer briefly.",

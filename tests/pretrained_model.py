@@ -70,5 +70,17 @@ def smollm2(folder: Path = FOLDER) -> Path:
     return folder
 
 
+def student_record(folder: Path | None = None) -> dict:
+    """The converted model as a student record (what the student stage writes for a local
+    folder): its chat template as the prompt, ``<|im_end|>`` as the end of a turn."""
+    return {
+        "name": "smollm2",
+        "path": str(folder or smollm2()),
+        "revision": None,
+        "prompt_template": PROMPT_TEMPLATE,
+        "stop_tokens": STOP_TOKENS,
+    }
+
+
 if __name__ == "__main__":
     print(smollm2())

@@ -24,7 +24,7 @@ from scripts.data.verification import verify_answers
 from scripts.training import launch, worker
 
 from conftest import REPO, SNAKEMAKE
-from pretrained_model import PROMPT_TEMPLATE, STOP_TOKENS, smollm2
+from pretrained_model import smollm2, student_record
 from vllm_server import VLLM_PYTHON
 
 ENGINE = {
@@ -53,13 +53,7 @@ def smol():
     """The student record of the converted SmolLM2 folder (made once per checkout, in .cache/)."""
     if not VLLM_PYTHON.exists():
         raise RuntimeError(f"{VLLM_PYTHON} is missing: `make test` builds the vLLM venv (.venv-vllm)")
-    return {
-        "name": "smollm2",
-        "path": str(smollm2()),
-        "revision": None,
-        "prompt_template": PROMPT_TEMPLATE,
-        "stop_tokens": STOP_TOKENS,
-    }
+    return student_record()
 
 
 def prompts(student: dict) -> list[str]:
