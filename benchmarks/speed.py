@@ -36,7 +36,11 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-CI = [REPO / "config.yaml", REPO / "tests" / "configs" / "ci.yaml"]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from conftest import CONFIGS, SNAKEMAKE, snakemake_command  # noqa: E402 -- the tests' command line
+
+CI = [Path(c) for c in CONFIGS]  # the CI-sized config: the embedded default, tests/configs/ci.yaml on top
 PAPER = REPO / "configs" / "paper.yaml"
 SECTIONS = ("embedded", "ci", "dry", "growth", "grid")
 
@@ -82,23 +86,6 @@ def timed(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> t
     return seconds, peak, out
 
 
-def snakemake(workdir: Path, configs: list[Path], *args: str, cores: int = 2) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        *map(str, configs),
-        "--cores",
-        str(cores),
-        *args,
-    ]
-
-
 def job_seconds(workdir: Path) -> dict[str, list[float]]:
     """Seconds per job, by rule, from Snakemake's log of the newest run in ``workdir`` (its
     timestamps have one-second resolution: a job under a second counts 0 or 1)."""
@@ -127,9 +114,9 @@ def run_dag(label: str, configs: list[Path], cores: int) -> dict:
     """One run from an empty folder, then a no-op dry run on the finished results."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        seconds, peak, _ = timed(snakemake(work, configs, cores=cores))
+        seconds, peak, _ = timed(snakemake_command(work, configs, cores=cores))
         per_rule = job_seconds(work)
-        noop = dry_seconds(snakemake(work, configs, "-n", "--quiet", cores=cores))
+        noop = dry_seconds(snakemake_command(work, configs, "-n", "--quiet", cores=cores))
         base = json.loads(next((work / "results" / "evaluation").glob("*/base/scores.json")).read_text())
         greedy = json.loads(next((work / "results" / "evaluation").glob("*/base_greedy/scores.json")).read_text())
     jobs = sum(map(len, per_rule.values()))
@@ -176,7 +163,7 @@ def planned(out: str) -> dict[str, int]:
 def paper_dry_run() -> float:
     with tempfile.TemporaryDirectory() as tmp:
         work = paper_workdir(Path(tmp))
-        cmd = snakemake(work, [PAPER], "--replace-workflow-config", "-n", "--quiet", "rules")
+        cmd = snakemake_command(work, [PAPER], "--replace-workflow-config", "-n", "--quiet", "rules")
         jobs = sum(planned(timed(cmd, paper_env())[2]).values())
         seconds = dry_seconds(cmd, paper_env())
     print(f"\n## paper config dry run: {jobs} jobs planned in {seconds:.2f} s (median of 3)")
@@ -194,7 +181,7 @@ def growth(ci: dict, cores: int) -> list[tuple[str, float]]:
             (f"samples per problem x4 ({4 * samples})", {"native_traces": {"n": 4 * samples}}),
         ]:
             work = Path(tmp) / re.sub(r"\W+", "_", label)
-            seconds, _, _ = timed(snakemake(work, [*CI, layer(Path(tmp), work.name, edit)], cores=cores))
+            seconds, _, _ = timed(snakemake_command(work, [*CI, layer(Path(tmp), work.name, edit)], cores=cores))
             rows.append((label, seconds, job_seconds(work)))
     stages = ["native_traces", "reward_scores", "fine_tune", "evaluate_checkpoint"]
     print(f"\n## cost growth (CI-sized, {cores} cores): Snakemake wall time, job-seconds of the stages that grow")
@@ -222,14 +209,14 @@ def grid(ci: dict | None, cores: int) -> None:
             ),
         ]:
             work = tmp / re.sub(r"\W+", "_", label)
-            cmd = snakemake(work, [*CI, layer(tmp, work.name, edit)], "-n", "--quiet", "rules", cores=cores)
+            cmd = snakemake_command(work, [*CI, layer(tmp, work.name, edit)], "-n", "--quiet", "rules", cores=cores)
             jobs = planned(timed(cmd)[2])
             rows.append((label, jobs, dry_seconds(cmd, repeat=1)))
         work = paper_workdir(tmp)
         for n in (1, 2, len(students)):
             keep = {s: paper["students"][s] for s in students[:n]}
             edit = layer(tmp, f"paper{n}", {**paper, "students": keep})
-            cmd = snakemake(work, [edit], "--replace-workflow-config", "-n", "--quiet", "rules", cores=cores)
+            cmd = snakemake_command(work, [edit], "--replace-workflow-config", "-n", "--quiet", "rules", cores=cores)
             rows.append(
                 (
                     f"paper grid, {n} student(s)",
@@ -242,7 +229,7 @@ def grid(ci: dict | None, cores: int) -> None:
             "paper_x4",
             {**paper, "training": {**paper["training"], "seeds": [*seeds, *(100 + s for s in range(3 * len(seeds)))]}},
         )
-        cmd = snakemake(work, [edit], "--replace-workflow-config", "-n", "--quiet", "rules", cores=cores)
+        cmd = snakemake_command(work, [edit], "--replace-workflow-config", "-n", "--quiet", "rules", cores=cores)
         rows.append(
             (
                 f"paper grid x4 (seeds x4), {len(students)} students",
@@ -304,7 +291,7 @@ def main() -> None:
         checks.append(("paper config dry run", f"{found['paper_dry']:.2f} s", "<= 3 s", found["paper_dry"] <= 3))
     for figure, measured, target, met in checks:
         print(f"| {figure} | {measured} | {target} | {'yes' if met else 'no'} |")
-    floor = dry_seconds([sys.executable, "-m", "snakemake", "--version"])
+    floor = dry_seconds([*SNAKEMAKE, "--version"])
     print(f"\n(for scale: `snakemake --version` alone takes {floor:.2f} s here)")
 
 

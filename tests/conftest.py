@@ -24,6 +24,23 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 CONFIGS = [str(REPO / "config.yaml"), str(REPO / "tests" / "configs" / "ci.yaml")]
 
 
+def snakemake_command(workdir, configs, *args, cores: int = 2) -> list[str]:
+    """The snakemake command line for this repository's Snakefile, run in ``workdir`` with the
+    config files ``configs`` layered in order (the tests' and the speed benchmark's)."""
+    return [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        *map(str, configs),
+        "--cores",
+        str(cores),
+        *args,
+    ]
+
+
 def snakemake(workdir, *args, check=True, edit=None):
     """Run snakemake on the CI-sized config; ``edit`` is YAML layered on top, as a user would."""
     Path(workdir).mkdir(parents=True, exist_ok=True)
@@ -32,18 +49,7 @@ def snakemake(workdir, *args, check=True, edit=None):
         layer = Path(workdir).parent / f"{Path(workdir).name}-edit.yaml"
         layer.write_text(edit)
         configs.append(str(layer))
-    cmd = [
-        *SNAKEMAKE,
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        *configs,
-        "--cores",
-        "2",
-        *args,
-    ]
+    cmd = snakemake_command(workdir, configs, *args)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if check and out.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-6000:]}")

@@ -12,7 +12,7 @@ from pathlib import Path
 # kernels round differently from AVX2 ones: the same embedded default trained another student on an
 # AVX-512 CPU (Avg@8 22.2%, greedy 75.6%) than on an AVX2-only one (11.7%, 28.9%). With these
 # variables every x86 CPU with AVX2 runs the AVX2 kernels and the same bytes come out (measured:
-# the AVX-512 machine then gave 11.7% and 28.9%); pretraining there took ~10-20% longer. A variable
+# the AVX-512 machine then gave 11.7% and 28.9%); pretraining there took 11% longer. A variable
 # already set wins (ATEN_CPU_CAPABILITY=avx512 ... for speed over cross-machine identity).
 CPU_KERNELS = {
     "ATEN_CPU_CAPABILITY": "avx2",
